@@ -1,0 +1,252 @@
+//! The command line: argument definitions (clap), the exit codes, and dispatch to one file per command group.
+//! Runs on the main thread; commands that need workers (the sandbox, the uploader) start and join them.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+mod camera_cmd;
+mod enroll;
+mod output;
+mod queue_cmd;
+mod requests;
+mod sandbox_cmd;
+
+pub use output::Exit;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  2  usage error
+  3  the customer must act (retake a photo, change email or phone)
+  4  configuration or fatal error (bad key, bad config, refused for a reason no retry fixes)
+  5  saved but not sent yet (the next drain or the running kiosk sends it)";
+
+/// eKYC onboarding kiosk: capture, check, queue and submit identity applications to the Lapis eKYC API.
+#[derive(Debug, Parser)]
+#[command(name = "ekyc-kiosk", version, about, after_help = EXIT_CODES, propagate_version = true)]
+pub struct Cli {
+    /// TOML configuration file (see assets/kiosk.example.toml). Environment variables EKYC_* override it.
+    #[arg(long, global = true, value_name = "FILE", env = "EKYC_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// The command; without one, the kiosk starts.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a whole application (document, face, request) from image files.
+    #[command(after_help = EXIT_CODES)]
+    Enroll(EnrollArgs),
+    /// Operator functions on the requests held by the API (list, show, accept, delete).
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Requests(RequestsCommand),
+    /// Inspect and manage the local queue of applications waiting to be sent.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Queue(QueueCommand),
+    /// Run the local sandbox API (for tests, demos and operator training).
+    Sandbox(SandboxArgs),
+    /// Print the effective configuration, secrets redacted.
+    Config,
+    /// List the cameras found and the replay and demo sources.
+    Cameras(JsonFlag),
+    /// Run the on-device quality checks on an image file and explain the verdict.
+    #[command(
+        after_help = "Exit codes:\n  0  accepted\n  3  refused (see the hints)\n  4  the file cannot be read or decoded"
+    )]
+    Inspect(InspectArgs),
+}
+
+/// `--json`.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct JsonFlag {
+    /// Print one JSON object on stdout instead of readable lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `enroll`.
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// Front of the ID document (JPEG or PNG).
+    #[arg(long, value_name = "FILE")]
+    pub front: PathBuf,
+    /// Back of the ID document.
+    #[arg(long, value_name = "FILE")]
+    pub back: Option<PathBuf>,
+    /// Third ("side") image of the ID document.
+    #[arg(long, value_name = "FILE")]
+    pub side: Option<PathBuf>,
+    /// Photo of the applicant's face.
+    #[arg(long, value_name = "FILE")]
+    pub face: PathBuf,
+    /// Applicant's email address.
+    #[arg(long)]
+    pub email: String,
+    /// Applicant's phone number with country code, e.g. +44 20 7946 0958.
+    #[arg(long)]
+    pub phone: String,
+    /// Seconds to wait for the outcome once the application is saved (0: return as soon as it is saved).
+    #[arg(long, value_name = "S", default_value_t = 30)]
+    pub wait: u64,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// `requests ...`.
+#[derive(Debug, Subcommand)]
+pub enum RequestsCommand {
+    /// List requests (pending and accepted unless --accepted is given).
+    List {
+        /// Only accepted (true) or only pending (false) requests.
+        #[arg(long, value_name = "true|false")]
+        accepted: Option<bool>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Show one request.
+    Show {
+        /// Request id.
+        id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Accept (approve) a request after its phone-call check.
+    Accept {
+        /// Request id.
+        id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Delete a request and its registered user from the API. This is not a rejection.
+    Delete {
+        /// Request id.
+        id: String,
+        /// Confirm the deletion (required).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+/// `queue ...`.
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Counts by state, the oldest waiting application, alerts (locked queue, rejected API key).
+    Status(JsonFlag),
+    /// Every application in the queue with its state, age, attempts and last error.
+    List(JsonFlag),
+    /// One application with its steps.
+    Show {
+        /// Queue id or reference code.
+        id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Make a failed or waiting application due now.
+    Retry {
+        /// Queue id or reference code.
+        id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Delete an application and its images from this device (not from the API).
+    Purge {
+        /// Queue id or reference code.
+        id: String,
+        /// Confirm the purge (required).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Send what is waiting until the queue is empty or the deadline passes.
+    Drain {
+        /// Deadline in seconds.
+        #[arg(long, value_name = "S", default_value_t = 300)]
+        timeout: u64,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+/// `sandbox`.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on. Only loopback addresses are accepted.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// The API key clients must send (default: a random key, printed at start).
+    #[arg(long, env = "EKYC_SANDBOX_API_KEY")]
+    pub api_key: Option<String>,
+}
+
+/// `inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Image file (JPEG or PNG).
+    pub file: PathBuf,
+    /// Check it as an ID document (default: as a face photo).
+    #[arg(long)]
+    pub document: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// Parses the arguments, installs the logger, runs the command and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Exit::Usage.code() } else { 0 });
+        }
+    };
+    let loaded = match crate::config::load(cli.config.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            init_logger("info", cli.verbose);
+            eprintln!("error: {e}");
+            return Exit::Fatal.into();
+        }
+    };
+    init_logger(&loaded.config.log.level, cli.verbose);
+    let exit = match cli.command {
+        Some(Command::Enroll(args)) => enroll::run(&loaded, args),
+        Some(Command::Requests(cmd)) => requests::run(&loaded, cmd),
+        Some(Command::Queue(cmd)) => queue_cmd::run(&loaded, cmd),
+        Some(Command::Sandbox(args)) => sandbox_cmd::run(&loaded, args),
+        Some(Command::Config) => {
+            print!("{}", loaded.render());
+            Exit::Done
+        }
+        Some(Command::Cameras(out)) => camera_cmd::cameras(&loaded, out),
+        Some(Command::Inspect(args)) => camera_cmd::inspect(&loaded, args),
+        None => {
+            eprintln!(
+                "the touchscreen kiosk arrives with the UI issue; for now run a command, e.g. `ekyc-kiosk enroll --help`"
+            );
+            Exit::Usage
+        }
+    };
+    exit.into()
+}
+
+fn init_logger(level: &str, verbose: u8) {
+    let level = match verbose {
+        0 => level,
+        1 => "debug",
+        _ => "trace",
+    };
+    let env = env_logger::Env::default().default_filter_or(level);
+    let _ = env_logger::Builder::from_env(env).format_timestamp_millis().try_init();
+}
