@@ -39,6 +39,8 @@ pub struct Config {
     pub uploader: crate::uploader::UploaderConfig,
     /// `[sandbox]`: the built-in sandbox API.
     pub sandbox: crate::sandbox::SandboxConfig,
+    /// `[kiosk]`: the customer window and the flow's timing and attempt policy.
+    pub kiosk: crate::view::KioskConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
 }
@@ -216,6 +218,7 @@ impl Config {
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err("storage.data_dir: must not be empty".into());
         }
+        self.kiosk.validate()?;
         Ok(())
     }
 }
