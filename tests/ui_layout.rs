@@ -56,7 +56,7 @@ fn walk(size: (u32, u32)) {
     ev(Event::Focus(Field::Email));
     check(&k, size, "contact, email keyboard");
     ev(Event::Key(Key::Text(".org".into())));
-    ev(Event::Status(KioskStatus { online: true, pending: 0 }));
+    ev(Event::Status(KioskStatus { online: Some(true), pending: 0 }));
     ev(Event::Submit);
     let reference = k.view.state().reference().unwrap().to_string();
     ev(Event::Rejected { reference, code: ErrorCode::DocumentNotRecognized });

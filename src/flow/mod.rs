@@ -285,8 +285,8 @@ pub struct Session {
 /// The kiosk-wide status shown in the status bar. Not customer data: it survives a wipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct KioskStatus {
-    /// The uploader last reached the API.
-    pub online: bool,
+    /// Whether the uploader last reached the API; `None` until it has reported.
+    pub online: Option<bool>,
     /// Applications waiting to be sent.
     pub pending: u32,
 }

@@ -132,7 +132,7 @@ pub fn step(state: &FlowState, event: Event) -> (FlowState, Vec<Effect>) {
             }
             sub.reference = Some(reference);
             let late = s.screen == Screen::AskStaff && s.session.problem == Some(Problem::NotSaved);
-            if (s.screen == Screen::Submitting && !s.status.online) || late {
+            if (s.screen == Screen::Submitting && s.status.online == Some(false)) || late {
                 s.session.problem = None;
                 go(&mut s, &mut fx, Screen::Saved);
             }
@@ -163,7 +163,7 @@ pub fn step(state: &FlowState, event: Event) -> (FlowState, Vec<Effect>) {
         }
         Event::Status(status) => {
             s.status = status;
-            if s.screen == Screen::Submitting && !status.online && s.reference().is_some() {
+            if s.screen == Screen::Submitting && status.online == Some(false) && s.reference().is_some() {
                 go(&mut s, &mut fx, Screen::Saved);
             }
         }

@@ -349,16 +349,16 @@ fn submit_deadline_shows_saved_or_asks_staff() {
 #[test]
 fn offline_goes_to_saved_as_soon_as_the_application_is_committed() {
     let s = at(FlowConfig::default(), Screen::Submitting);
-    let (s, _) = step(&s, Event::Status(KioskStatus { online: false, pending: 4 }));
+    let (s, _) = step(&s, Event::Status(KioskStatus { online: Some(false), pending: 4 }));
     assert_eq!(s.screen, Screen::Submitting, "not saved yet: keep the spinner (bounded by the deadline)");
     let (s, _) = step(&s, Event::Saved { session: s.session_id, reference: "OFF-1".into() });
     assert_eq!((s.screen, s.reference()), (Screen::Saved, Some("OFF-1")));
     assert_eq!(s.status.pending, 4);
     // Already saved when the network drops.
     let s = saved_submission(FlowConfig::default());
-    let s = step(&s, Event::Status(KioskStatus { online: true, pending: 1 })).0;
+    let s = step(&s, Event::Status(KioskStatus { online: Some(true), pending: 1 })).0;
     assert_eq!(s.screen, Screen::Submitting);
-    let s = step(&s, Event::Status(KioskStatus { online: false, pending: 1 })).0;
+    let s = step(&s, Event::Status(KioskStatus { online: Some(false), pending: 1 })).0;
     assert_eq!(s.screen, Screen::Saved);
 }
 

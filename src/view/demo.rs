@@ -225,7 +225,7 @@ impl DemoServices {
     pub fn new(mailbox: Arc<Mailbox>, outcome: DemoOutcome) -> DemoServices {
         let queue = Arc::new(Mutex::new(DemoQueue::seeded()));
         let online = outcome != DemoOutcome::Offline;
-        mailbox.post_event(Event::Status(KioskStatus { online, pending: lock(&queue).pending() }));
+        mailbox.post_event(Event::Status(KioskStatus { online: Some(online), pending: lock(&queue).pending() }));
         DemoServices { mailbox, queue, outcome, camera: None, held: Vec::new() }
     }
 }
@@ -288,7 +288,7 @@ impl Services for DemoServices {
                 return;
             }
             let reference = lock(&queue).add();
-            let status = |q: &DemoQueue| KioskStatus { online: outcome != DemoOutcome::Offline, pending: q.pending() };
+            let status = |q: &DemoQueue| KioskStatus { online: Some(outcome != DemoOutcome::Offline), pending: q.pending() };
             mailbox.post_event(Event::Saved { session, reference: reference.clone() });
             mailbox.post_event(Event::Status(status(&lock(&queue))));
             if outcome == DemoOutcome::Offline {

@@ -165,7 +165,8 @@ impl KioskView {
         let session = &s.session;
         k.set_screen(ui_screen(s.screen));
         k.set_language(s.language().code().into());
-        k.set_online(s.status.online);
+        k.set_online(s.status.online == Some(true));
+        k.set_connection_known(s.status.online.is_some());
         k.set_pending(clamp_i32(s.status.pending));
         k.set_hint(session.capture.hint.clone().unwrap_or_default().into());
         k.set_countdown(s.face_countdown_left().map_or(-1, clamp_i32));

@@ -125,7 +125,7 @@ pub fn render_gallery(size: PhysicalSize) -> Result<Vec<Shot>, SnapshotError> {
         }
     };
 
-    act(&view, vec![Event::Status(KioskStatus { online: true, pending: 1 })]);
+    act(&view, vec![Event::Status(KioskStatus { online: Some(true), pending: 1 })]);
     shoot("01-welcome", Screen::Welcome, &view)?;
     act(&view, vec![Event::SelectLanguage(Language::French)]);
     shoot("02-welcome-fr", Screen::Welcome, &view)?;
@@ -157,7 +157,7 @@ pub fn render_gallery(size: PhysicalSize) -> Result<Vec<Shot>, SnapshotError> {
     // A third customer while the network is down: saved, will be sent.
     act(&view, vec![Event::Finish]);
     submit_quickly(&view);
-    act(&view, vec![Event::Status(KioskStatus { online: false, pending: 3 })]);
+    act(&view, vec![Event::Status(KioskStatus { online: Some(false), pending: 3 })]);
     shoot("11-offline", Screen::Saved, &view)?;
 
     // They walk away: "Are you still there?".

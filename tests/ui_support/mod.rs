@@ -23,7 +23,13 @@ pub struct Kiosk {
 
 /// A kiosk window of `width` x `height` on the testing backend (one per test thread).
 pub fn kiosk(config: FlowConfig, width: u32, height: u32, save_fails: bool) -> Kiosk {
-    i_slint_backend_testing::init_no_event_loop();
+    // The real software renderer gives real text metrics, so layout checks mean something.
+    let options = i_slint_backend_testing::TestingBackendOptions {
+        mock_time: true,
+        threading: false,
+        renderer_name: Some("software".into()),
+    };
+    slint::platform::set_platform(Box::new(i_slint_backend_testing::TestingBackend::new(options))).unwrap();
     let app = AppWindow::new().unwrap();
     app.window().set_size(slint::PhysicalSize::new(width, height));
     app.show().unwrap();
