@@ -7,9 +7,14 @@ use super::measure::{self, Rect};
 use super::{CaptureConfig, Hint, Metrics, Mode, Verdict};
 use image::RgbImage;
 
-/// Sharpness and exposure are measured on the face downscaled (by an integer factor) to at most this side, so the
-/// figure means about the same whatever the distance.
-const MEASURE_MAX_SIDE: u32 = 256;
+/// Sharpness, exposure and pose are measured on the face resampled to this square size, so the figures mean the
+/// same whatever the distance to the camera.
+const NORM_SIDE: u32 = 128;
+/// Pose (mirror symmetry of the gradients) is judged on the face at this size: coarse enough to ignore skin
+/// texture and noise, fine enough to see the eyes, nose and mouth.
+const POSE_SIDE: u32 = 64;
+/// The face crop is first area-averaged to at most this side (bounds the cost for a face filling the frame).
+const CROP_MAX_SIDE: u32 = 384;
 
 /// Finds faces in `frame`, in frame pixels, largest first.
 pub(crate) fn find_faces(detector: &mut FaceDetector, frame: &RgbImage, max_side: u32) -> Vec<FaceBox> {
@@ -67,21 +72,30 @@ pub(crate) fn check(detector: &mut FaceDetector, config: &CaptureConfig, frame: 
         }
     };
 
-    let gray = measure::gray_region(frame, region, measure::factor_for(region.w, region.h, MEASURE_MAX_SIDE));
-    let sharpness = measure::laplacian_variance(&gray);
-    let exp = measure::exposure(&gray);
+    let crop = measure::gray_region(frame, region, measure::factor_for(region.w, region.h, CROP_MAX_SIDE));
+    let norm = measure::resize_gray(&crop, NORM_SIDE, NORM_SIDE);
+    let sharpness = measure::laplacian_variance(&norm);
+    let exp = measure::exposure(&norm);
     metrics.sharpness = Some(sharpness);
     metrics.brightness = Some(exp.mean);
     metrics.clipped_high = Some(exp.clipped_high);
     metrics.clipped_low = Some(exp.clipped_low);
+    if !faces.is_empty() {
+        let pose = measure::resize_gray(&norm, POSE_SIDE, POSE_SIDE);
+        let symmetry = measure::mirror_symmetry(&measure::gradient_magnitude(&pose));
+        metrics.face_symmetry = Some(symmetry);
+        if faces.len() == 1 && symmetry < c.min_symmetry {
+            hints.push(Hint::LookAtCamera);
+        }
+        // Blur is only judged on a face: an empty scene has no detail to measure.
+        if sharpness < c.min_sharpness {
+            hints.push(Hint::HoldStill);
+        }
+    }
     if exp.mean < c.min_brightness {
         hints.push(Hint::MoreLight);
     } else if exp.mean > c.max_brightness || exp.clipped_high > c.max_clipped {
         hints.push(Hint::TooBright);
-    }
-    // Blur is only judged on a face: a dark or empty scene has no detail to measure.
-    if !faces.is_empty() && sharpness < c.min_sharpness {
-        hints.push(Hint::HoldStill);
     }
     Verdict::new(Mode::Face, metrics, hints)
 }

@@ -80,6 +80,15 @@ pub(crate) fn factor_for(w: u32, h: u32, max_side: u32) -> u32 {
     w.max(h).div_ceil(max_side.max(1)).max(1)
 }
 
+/// `g` resampled to exactly `w` x `h` (triangle filter; through `DynamicImage`, whose resize is compiled once,
+/// optimised, inside `image`).
+pub(crate) fn resize_gray(g: &GrayImage, w: u32, h: u32) -> GrayImage {
+    if g.width() == 0 || g.height() == 0 {
+        return GrayImage::new(w, h);
+    }
+    image::DynamicImage::ImageLuma8(g.clone()).resize_exact(w, h, image::imageops::FilterType::Triangle).into_luma8()
+}
+
 /// Variance of the 4-neighbour Laplacian over the interior of `g` (0 for images smaller than 3x3). High on sharp
 /// detail, low on blur.
 pub(crate) fn laplacian_variance(g: &GrayImage) -> f64 {
@@ -100,6 +109,55 @@ pub(crate) fn laplacian_variance(g: &GrayImage) -> f64 {
     let n = ((w - 2) * (h - 2)) as f64;
     let mean = sum as f64 / n;
     (sum_sq as f64 / n - mean * mean).max(0.0)
+}
+
+/// Left-right mirror symmetry of `g`: the correlation (-1..1) between each pixel of the left half and its mirror
+/// image in the right half. A face looking at the camera is close to symmetric; a turned head is not.
+pub(crate) fn mirror_symmetry(g: &GrayImage) -> f64 {
+    let (w, h) = (g.width() as usize, g.height() as usize);
+    if w < 4 || h == 0 {
+        return 0.0;
+    }
+    let p = g.as_raw();
+    let (mut sa, mut sb, mut saa, mut sbb, mut sab) = (0f64, 0f64, 0f64, 0f64, 0f64);
+    for row in p.chunks_exact(w) {
+        for x in 0..w / 2 {
+            let (a, b) = (row[x] as f64, row[w - 1 - x] as f64);
+            sa += a;
+            sb += b;
+            saa += a * a;
+            sbb += b * b;
+            sab += a * b;
+        }
+    }
+    let n = ((w / 2) * h) as f64;
+    let cov = sab / n - (sa / n) * (sb / n);
+    let va = saa / n - (sa / n).powi(2);
+    let vb = sbb / n - (sb / n).powi(2);
+    if va <= 1e-9 || vb <= 1e-9 {
+        return 0.0;
+    }
+    cov / (va * vb).sqrt()
+}
+
+/// Gradient magnitude (mean of |dx| and |dy|, central differences; 0 on the border). Less sensitive to uneven
+/// lighting than the intensities themselves.
+pub(crate) fn gradient_magnitude(g: &GrayImage) -> GrayImage {
+    let (w, h) = (g.width() as usize, g.height() as usize);
+    let mut out = GrayImage::new(g.width(), g.height());
+    if w < 3 || h < 3 {
+        return out;
+    }
+    let p = g.as_raw();
+    let o: &mut [u8] = &mut out;
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            let dx = p[y * w + x + 1] as i32 - p[y * w + x - 1] as i32;
+            let dy = p[(y + 1) * w + x] as i32 - p[(y - 1) * w + x] as i32;
+            o[y * w + x] = ((dx.abs() + dy.abs()) / 2).min(255) as u8;
+        }
+    }
+    out
 }
 
 /// Exposure of a grey region.
@@ -205,6 +263,16 @@ mod tests {
         let blurred = image::imageops::blur(&sharp, 2.0);
         assert!(laplacian_variance(&sharp) > 10.0 * laplacian_variance(&blurred));
         assert_eq!(laplacian_variance(&GrayImage::new(2, 2)), 0.0);
+    }
+
+    #[test]
+    fn symmetry_is_high_for_mirrored_content_and_low_otherwise() {
+        let sym = GrayImage::from_fn(64, 64, |x, y| Luma([((x as i32 - 32).unsigned_abs() * 3 + y) as u8]));
+        assert!(mirror_symmetry(&sym) > 0.95);
+        assert!(mirror_symmetry(&gradient_magnitude(&sym)) > 0.9);
+        let ramp = GrayImage::from_fn(64, 64, |x, _| Luma([(x * 4) as u8]));
+        assert!(mirror_symmetry(&ramp) < -0.9);
+        assert_eq!(mirror_symmetry(&GrayImage::from_pixel(8, 8, Luma([9]))), 0.0);
     }
 
     #[test]

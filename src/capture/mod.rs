@@ -13,7 +13,7 @@ mod auto;
 mod document;
 pub mod face;
 mod face_check;
-mod measure;
+pub mod measure;
 mod verdict;
 
 pub use auto::AutoCapture;
@@ -61,6 +61,9 @@ pub struct FaceCheckConfig {
     pub guide_height: f64,
     /// Largest distance of the face centre from the oval's centre, in oval radii ("centre your face" above).
     pub max_offset: f64,
+    /// Smallest left-right symmetry of the face's gradients, -1..1 ("look straight at the camera" below: the head
+    /// is turned).
+    pub min_symmetry: f64,
     /// Smallest variance of the Laplacian on the face ("hold still" below).
     pub min_sharpness: f64,
     /// Smallest mean luma on the face, 0..255 ("more light" below).
@@ -79,7 +82,8 @@ impl Default for FaceCheckConfig {
             guide_width: 0.40,
             guide_height: 0.80,
             max_offset: 0.35,
-            min_sharpness: 25.0,
+            min_symmetry: 0.22,
+            min_sharpness: 50.0,
             min_brightness: 70.0,
             max_brightness: 200.0,
             max_clipped: 0.05,
@@ -111,7 +115,7 @@ impl Default for DocumentCheckConfig {
         DocumentCheckConfig {
             guide_width: 0.85,
             min_fill: 0.60,
-            min_sharpness: 40.0,
+            min_sharpness: 60.0,
             max_glare: 0.01,
             min_brightness: 60.0,
             require_portrait: true,
@@ -145,6 +149,7 @@ impl CaptureConfig {
         share("face.guide_width", f.guide_width, 0.05, 1.0)?;
         share("face.guide_height", f.guide_height, 0.05, 1.0)?;
         share("face.max_offset", f.max_offset, 0.0, 10.0)?;
+        share("face.min_symmetry", f.min_symmetry, -1.0, 1.0)?;
         share("face.min_sharpness", f.min_sharpness, 0.0, 1e6)?;
         share("face.min_brightness", f.min_brightness, 0.0, 255.0)?;
         share("face.max_brightness", f.max_brightness, 0.0, 255.0)?;

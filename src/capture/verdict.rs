@@ -27,7 +27,7 @@ impl Mode {
 /// [`Hint::text`] is the English wording. Listed in the order a person should fix them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Hint {
-    /// No face found.
+    /// No face found, or the face is turned away.
     LookAtCamera,
     /// More than one face in the frame.
     OnlyOnePerson,
@@ -87,7 +87,7 @@ impl Hint {
     /// The plain-words English text.
     pub fn text(self) -> &'static str {
         match self {
-            Hint::LookAtCamera => "Look at the camera",
+            Hint::LookAtCamera => "Look straight at the camera",
             Hint::OnlyOnePerson => "Only one person please",
             Hint::MoveCloser => "Move closer",
             Hint::MoveBack => "Move back",
@@ -140,6 +140,8 @@ pub struct Metrics {
     /// Distance of the face centre from the guide oval's centre, in units of the oval's radius (0 = centred,
     /// 1 = on the oval).
     pub face_offset: Option<f64>,
+    /// Left-right mirror symmetry of the face's gradients (-1..1): low when the head is turned.
+    pub face_symmetry: Option<f64>,
     /// Share of the guide rectangle the card covers.
     pub card_fill: Option<f64>,
     /// Variance of the Laplacian on the face (face mode) or the card (document modes).
