@@ -67,7 +67,10 @@ mod tests {
     fn a(mode: Mode, accepted: bool, sharpness: f64, tag: u8) -> Assessment {
         let metrics = Metrics { sharpness: Some(sharpness), ..Default::default() };
         let hints = if accepted { vec![] } else { vec![Hint::HoldStill] };
-        Assessment { image: RgbImage::from_pixel(2, 2, image::Rgb([tag, 0, 0])), verdict: Verdict::new(mode, metrics, hints) }
+        Assessment {
+            image: RgbImage::from_pixel(2, 2, image::Rgb([tag, 0, 0])),
+            verdict: Verdict::new(mode, metrics, hints),
+        }
     }
 
     #[test]

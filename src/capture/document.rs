@@ -64,7 +64,8 @@ pub(crate) fn find_card(frame: &RgbImage, guide: Rect) -> Option<Rect> {
     let ff = f as f64;
     let g = |v: u32| v as f64 / ff;
     let (mx, my) = (SEARCH_MARGIN * g(guide.w), SEARCH_MARGIN * g(guide.h));
-    let search = Rect::from_f64(g(guide.x) - mx, g(guide.y) - my, g(guide.x + guide.w) + mx, g(guide.y + guide.h) + my, gw, gh);
+    let search =
+        Rect::from_f64(g(guide.x) - mx, g(guide.y) - my, g(guide.x + guide.w) + mx, g(guide.y + guide.h) + my, gw, gh);
     if search.w < 8 || search.h < 8 {
         return None;
     }
@@ -124,8 +125,7 @@ pub(crate) fn check(detector: &mut FaceDetector, config: &CaptureConfig, mode: M
         hints.push(Hint::MoreLight);
     }
     if mode == Mode::DocumentFront && c.require_portrait {
-        let portrait =
-            measure::gray_region(frame, region, measure::factor_for(region.w, region.h, PORTRAIT_MAX_SIDE));
+        let portrait = measure::gray_region(frame, region, measure::factor_for(region.w, region.h, PORTRAIT_MAX_SIDE));
         let faces = detector.detect(&portrait);
         metrics.faces = faces.len();
         if let Some(face) = faces.first() {

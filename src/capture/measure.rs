@@ -204,9 +204,9 @@ pub(crate) fn column_edge_profile(g: &GrayImage, region: Rect) -> Vec<f64> {
     let mut acc = vec![0i64; region.w as usize];
     for y in region.y..region.y + region.h {
         let row = &p[y as usize * w..][..w];
-        for i in 1..region.w as usize - 1 {
+        for (i, a) in acc.iter_mut().enumerate().take(region.w as usize - 1).skip(1) {
             let x = region.x as usize + i;
-            acc[i] += row[x + 1] as i64 - row[x - 1] as i64;
+            *a += row[x + 1] as i64 - row[x - 1] as i64;
         }
     }
     let n = region.h.max(1) as f64;
@@ -240,12 +240,16 @@ mod tests {
     use image::{Luma, Rgb};
 
     fn checker(w: u32, h: u32, cell: u32) -> GrayImage {
-        GrayImage::from_fn(w, h, |x, y| Luma([if (x / cell + y / cell) % 2 == 0 { 30 } else { 220 }]))
+        GrayImage::from_fn(w, h, |x, y| Luma([if (x / cell + y / cell).is_multiple_of(2) { 30 } else { 220 }]))
     }
 
     #[test]
     fn downscale_averages_and_reports_the_factor() {
-        let rgb = RgbImage::from_fn(1280, 720, |x, _| if x % 2 == 0 { Rgb([0, 0, 0]) } else { Rgb([255, 255, 255]) });
+        let rgb = RgbImage::from_fn(
+            1280,
+            720,
+            |x, _| if x.is_multiple_of(2) { Rgb([0, 0, 0]) } else { Rgb([255, 255, 255]) },
+        );
         let (g, f) = gray_downscaled(&rgb, 480);
         assert_eq!(f, 3);
         assert_eq!(g.dimensions(), (426, 240));
@@ -267,7 +271,12 @@ mod tests {
 
     #[test]
     fn symmetry_is_high_for_mirrored_content_and_low_otherwise() {
-        let sym = GrayImage::from_fn(64, 64, |x, y| Luma([((x as i32 - 32).unsigned_abs() * 3 + y) as u8]));
+        // A cartoon face: two eyes and a mouth placed symmetrically about the middle (x and 63 - x).
+        let sym = GrayImage::from_fn(64, 64, |x, y| {
+            let eye = |cx: i32| (x as i32 - cx).pow(2) + (y as i32 - 24).pow(2) < 30;
+            let mouth = (22..=41).contains(&x) && (44..48).contains(&y);
+            Luma([if eye(20) || eye(43) || mouth { 40 } else { 150 + (y / 4) as u8 }])
+        });
         assert!(mirror_symmetry(&sym) > 0.95);
         assert!(mirror_symmetry(&gradient_magnitude(&sym)) > 0.9);
         let ramp = GrayImage::from_fn(64, 64, |x, _| Luma([(x * 4) as u8]));
@@ -277,7 +286,15 @@ mod tests {
 
     #[test]
     fn exposure_counts_clipped_pixels() {
-        let g = GrayImage::from_fn(10, 10, |x, _| Luma([if x < 2 { 255 } else if x < 5 { 0 } else { 100 }]));
+        let g = GrayImage::from_fn(10, 10, |x, _| {
+            Luma([if x < 2 {
+                255
+            } else if x < 5 {
+                0
+            } else {
+                100
+            }])
+        });
         let e = exposure(&g);
         assert!((e.clipped_high - 0.2).abs() < 1e-9 && (e.clipped_low - 0.3).abs() < 1e-9);
         assert!((e.mean - (2.0 * 255.0 + 5.0 * 100.0) / 10.0).abs() < 1e-9);
@@ -286,7 +303,9 @@ mod tests {
 
     #[test]
     fn edge_profiles_peak_on_a_bright_rectangle_border() {
-        let g = GrayImage::from_fn(100, 80, |x, y| Luma([if (20..70).contains(&x) && (10..60).contains(&y) { 200 } else { 50 }]));
+        let g = GrayImage::from_fn(100, 80, |x, y| {
+            Luma([if (20..70).contains(&x) && (10..60).contains(&y) { 200 } else { 50 }])
+        });
         let all = Rect { x: 0, y: 0, w: 100, h: 80 };
         let cols = column_edge_profile(&g, all);
         let rows = row_edge_profile(&g, all);

@@ -13,6 +13,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+mod scale;
+
 /// The contract's limit on base64 text: per image for the face, summed over the sides for the document.
 pub const MAX_BASE64_BYTES: usize = 30_000_000;
 /// The largest image file an operator may give (far above any sane photo; bounds the read).
@@ -95,7 +97,9 @@ pub enum EncodeError {
     #[error("not a JPEG or PNG image")]
     UnsupportedFormat,
     /// The image's dimensions are absurd (refused before decoding).
-    #[error("image is {width}x{height} pixels, larger than accepted ({MAX_INPUT_SIDE} per side, {MAX_INPUT_PIXELS} pixels)")]
+    #[error(
+        "image is {width}x{height} pixels, larger than accepted ({MAX_INPUT_SIDE} per side, {MAX_INPUT_PIXELS} pixels)"
+    )]
     TooLarge {
         /// Width from the header.
         width: u32,
@@ -240,11 +244,7 @@ pub fn fit_document_sides(mut sides: Vec<UploadJpeg>, max_total_base64: usize) -
         let target = share.min(sides[i].bytes.len().saturating_sub(1));
         sides[i] = reencode_smaller(&sides[i], target)?;
     }
-    if total(&sides) <= max_total_base64 {
-        Ok(sides)
-    } else {
-        Err(EncodeError::CannotFit { budget: max_total_base64 })
-    }
+    if total(&sides) <= max_total_base64 { Ok(sides) } else { Err(EncodeError::CannotFit { budget: max_total_base64 }) }
 }
 
 /// True when the sides' summed base64 text is within the contract's limit.
@@ -338,9 +338,9 @@ fn encode_to_budget(image: &RgbImage, config: &EncodeConfig, origin: Origin) -> 
     }
 }
 
-/// Scales an RGB image (through `DynamicImage`, whose resize is compiled once, optimised, inside `image`).
+/// Scales an RGB image down to `w` x `h`.
 pub(crate) fn resize(image: &RgbImage, w: u32, h: u32) -> RgbImage {
-    image::DynamicImage::ImageRgb8(image.clone()).resize_exact(w, h, image::imageops::FilterType::Triangle).into_rgb8()
+    scale::downscale(image, w, h)
 }
 
 /// The size of a `w` x `h` image scaled so its longest side is `longest` (each side at least 1).
@@ -386,7 +386,8 @@ mod tests {
     fn photo(w: u32, h: u32) -> RgbImage {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/astronaut.png");
         let base = image::open(p).unwrap().into_rgb8();
-        let mut img = resize(&base, w, h);
+        let mut img =
+            image::DynamicImage::ImageRgb8(base).resize_exact(w, h, image::imageops::FilterType::Triangle).into_rgb8();
         let mut s = 1u32;
         for px in img.pixels_mut() {
             s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -461,8 +462,8 @@ mod tests {
             }
         }
         // 40 kB is reachable for a 720p photo (smaller size if need be), 12 kB at 320 px too.
-        let j = encode_rgb(&img, &EncodeConfig { max_bytes: 40_000, ..Default::default() }, Origin::OperatorFile)
-            .unwrap();
+        let j =
+            encode_rgb(&img, &EncodeConfig { max_bytes: 40_000, ..Default::default() }, Origin::OperatorFile).unwrap();
         assert!(j.bytes().len() <= 40_000);
         let c = EncodeConfig { max_bytes: 10_000, min_quality: 90, quality: 90, ..Default::default() };
         assert!(matches!(encode_rgb(&photo(1600, 1200), &c, Origin::OperatorFile), Err(EncodeError::CannotFit { .. })));
@@ -481,9 +482,15 @@ mod tests {
             Err(EncodeError::UnsupportedFormat)
         ));
         let truncated = &png[..png.len() / 2];
-        assert!(matches!(UploadJpeg::from_operator_bytes(truncated, &EncodeConfig::default()), Err(EncodeError::Decode(_))));
+        assert!(matches!(
+            UploadJpeg::from_operator_bytes(truncated, &EncodeConfig::default()),
+            Err(EncodeError::Decode(_))
+        ));
         let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
-        assert!(matches!(UploadJpeg::from_operator_bytes(gif, &EncodeConfig::default()), Err(EncodeError::UnsupportedFormat)));
+        assert!(matches!(
+            UploadJpeg::from_operator_bytes(gif, &EncodeConfig::default()),
+            Err(EncodeError::UnsupportedFormat)
+        ));
     }
 
     #[test]
@@ -540,8 +547,10 @@ mod tests {
     #[test]
     fn document_sides_are_fitted_to_the_summed_limit() {
         let c = EncodeConfig::default();
-        let sides: Vec<UploadJpeg> =
-            [(1600, 1000), (1200, 760)].iter().map(|&(w, h)| encode_rgb(&photo(w, h), &c, Origin::CheckedCapture).unwrap()).collect();
+        let sides: Vec<UploadJpeg> = [(1600, 1000), (1200, 760)]
+            .iter()
+            .map(|&(w, h)| encode_rgb(&photo(w, h), &c, Origin::CheckedCapture).unwrap())
+            .collect();
         let total: usize = sides.iter().map(UploadJpeg::base64_len).sum();
         assert!(document_sides_fit(&sides.iter().collect::<Vec<_>>()));
         // Unchanged when they fit.

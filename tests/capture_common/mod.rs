@@ -65,7 +65,8 @@ pub fn two_faces() -> RgbImage {
     let r = resize(&a, (a.width() as f64 * s) as u32, (a.height() as f64 * s) as u32);
     let (cx, cy) = f.center();
     let crop_w = (f.width as f64 * s * 2.0) as u32;
-    let crop = image::imageops::crop_imm(&r, ((cx * s) as u32).saturating_sub(crop_w / 2), 0, crop_w, r.height()).to_image();
+    let crop =
+        image::imageops::crop_imm(&r, ((cx * s) as u32).saturating_sub(crop_w / 2), 0, crop_w, r.height()).to_image();
     let mut canvas = RgbImage::from_pixel(W, H, BACKGROUND);
     for centre in [W as i64 / 2 - crop_w as i64 / 2 - 20, W as i64 / 2 + crop_w as i64 / 2 + 20] {
         image::imageops::overlay(&mut canvas, &crop, centre - crop_w as i64 / 2, H as i64 / 2 - (cy * s) as i64);
@@ -108,7 +109,7 @@ pub fn card_frame(front: bool, fill: f64, glare: bool) -> RgbImage {
     let (x0, y0) = ((W - cw) / 2, (H - ch) / 2);
     for y in 0..ch {
         for x in 0..cw {
-            let text = x > cw / 3 && (y * 18 / ch) % 3 == 1 && (x * 40 / cw) % 5 != 0 && y < ch * 5 / 6;
+            let text = x > cw / 3 && (y * 18 / ch) % 3 == 1 && !(x * 40 / cw).is_multiple_of(5) && y < ch * 5 / 6;
             let v = if text { 45 } else { 222 - (y * 20 / ch) as i32 + n.next(4) };
             canvas.put_pixel(x0 + x, y0 + y, Rgb([v as u8, v as u8, (v + 6).min(255) as u8]));
         }

@@ -1,0 +1,137 @@
+//! JPEG encoding speed: our encoder (`jpeg-encoder`, SIMD, 4:2:0, as used by `encode`) against libjpeg-turbo
+//! (the `turbojpeg` crate, benchmark only) on the same photo-like frames at equal quality (85, 4:2:0).
+//! Prints the median times and the ratio (target: ours within 1.5x of libjpeg-turbo), then runs the criterion
+//! benchmarks. The default run is short; `cargo bench --bench encode` measures longer.
+
+use criterion::{Criterion, criterion_group};
+use ekyc_kiosk::capture::{CaptureConfig, Mode, QualityChecker};
+use ekyc_kiosk::encode::{self, EncodeConfig};
+use image::{DynamicImage, RgbImage};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+const QUALITY: u8 = 85;
+
+/// The astronaut photo resized to `w` x `h`, with mild noise (as a webcam adds).
+fn frame(w: u32, h: u32) -> RgbImage {
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/astronaut.png");
+    let img = image::open(p).expect("fixture").into_rgb8();
+    let mut img = DynamicImage::ImageRgb8(img).resize_exact(w, h, image::imageops::FilterType::Triangle).into_rgb8();
+    let mut s = 0x2545_f491u32;
+    for px in img.pixels_mut() {
+        for c in px.0.iter_mut() {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            *c = (*c as i32 + (s % 9) as i32 - 4).clamp(0, 255) as u8;
+        }
+    }
+    img
+}
+
+fn ours(img: &RgbImage) -> Vec<u8> {
+    let mut out = Vec::with_capacity(img.len() / 4);
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, QUALITY);
+    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    enc.encode(img.as_raw(), img.width() as u16, img.height() as u16, jpeg_encoder::ColorType::Rgb).expect("encode");
+    out
+}
+
+fn turbo(img: &RgbImage) -> Vec<u8> {
+    let image = turbojpeg::Image {
+        pixels: img.as_raw().as_slice(),
+        width: img.width() as usize,
+        pitch: img.width() as usize * 3,
+        height: img.height() as usize,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    turbojpeg::compress(image, QUALITY as i32, turbojpeg::Subsamp::Sub2x2).expect("turbojpeg").to_vec()
+}
+
+fn median_ms(runs: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
+    let mut times = Vec::with_capacity(runs);
+    let mut len = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        len = black_box(f());
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], len)
+}
+
+/// Side by side, in one run, on the same frames: the figure the README quotes.
+fn side_by_side() {
+    let long = std::env::args().any(|a| a == "--bench");
+    let runs = if long { 40 } else { 5 };
+    for (w, h) in [(1280, 720), (1920, 1080)] {
+        let img = frame(w, h);
+        let (a, alen) = median_ms(runs, || ours(&img).len());
+        let (b, blen) = median_ms(runs, || turbo(&img).len());
+        println!(
+            "encode {w}x{h} q{QUALITY} 4:2:0: jpeg-encoder {a:.2} ms ({alen} B), libjpeg-turbo {b:.2} ms ({blen} B), \
+             ratio {:.2}x (target <= 1.5x), median of {runs}",
+            a / b
+        );
+    }
+}
+
+/// A 1920x1080 webcam-like frame: the astronaut's face centred, about 0.3 of the frame height.
+fn face_frame_1080p() -> RgbImage {
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/astronaut.png");
+    let a = image::open(p).expect("fixture");
+    let a = a.resize_exact(1650, 1650, image::imageops::FilterType::Triangle).into_rgb8();
+    let mut canvas = RgbImage::from_pixel(1920, 1080, image::Rgb([118, 124, 130]));
+    image::imageops::overlay(&mut canvas, &a, 960 - 716, 540 - 378);
+    canvas
+}
+
+/// The capture path of a 1080p frame: the face check, then encoding to the default budget (scaled to 1600 px,
+/// verified by decoding). The enqueue is measured by the queue's own benchmark.
+fn checked_path() {
+    let long = std::env::args().any(|a| a == "--bench");
+    let runs = if long { 20 } else { 3 };
+    let frame = face_frame_1080p();
+    let cfg = EncodeConfig::default();
+    let mut q = QualityChecker::new(&CaptureConfig::default()).expect("checker");
+    let capture = match q.capture(Mode::Face, frame.clone()) {
+        Ok(c) => c,
+        Err(v) => panic!("the benchmark frame is refused: {:?}", v.hints),
+    };
+    let (enc, len) = median_ms(runs, || encode::encode_checked(&capture, &cfg).expect("encode").bytes().len());
+    let (both, _) = median_ms(runs, || {
+        let c = q.capture(Mode::Face, frame.clone()).expect("accepted");
+        encode::encode_checked(&c, &cfg).expect("encode").bytes().len()
+    });
+    println!(
+        "1080p capture: encode_checked (scale to 1600, encode, verify) {enc:.2} ms ({len} B); \
+         check + encode {both:.2} ms, median of {runs}"
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    side_by_side();
+    checked_path();
+    for (w, h) in [(1280, 720), (1920, 1080)] {
+        let img = frame(w, h);
+        let mut g = c.benchmark_group(format!("encode_{w}x{h}"));
+        g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+        g.bench_function("jpeg_encoder_simd_420", |b| b.iter(|| ours(black_box(&img))));
+        g.bench_function("libjpeg_turbo_420", |b| b.iter(|| turbo(black_box(&img))));
+        g.bench_function("operator_png_to_budget", |b| {
+            // The operator path: PNG decode, scale to 1600 px, encode, verify.
+            let cfg = EncodeConfig::default();
+            let mut png = Vec::new();
+            img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).expect("png");
+            b.iter(|| encode::UploadJpeg::from_operator_bytes(black_box(&png), &cfg).expect("encode"))
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(encode_benches, benches);
+
+fn main() {
+    encode_benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,86 @@
+//! Quality-check speed: the full face check on a 720p frame (target: at most 33 ms on one core, so a 30 fps
+//! preview never stalls) and the document check. Prints the median times, then runs the criterion benchmarks.
+//! Everything runs on this one thread (rustface is built without rayon).
+
+use criterion::{Criterion, criterion_group};
+use ekyc_kiosk::capture::{CaptureConfig, Mode, QualityChecker};
+use image::{DynamicImage, Rgb, RgbImage};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+fn astronaut() -> RgbImage {
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/astronaut.png");
+    image::open(p).expect("fixture").into_rgb8()
+}
+
+/// A 1280x720 webcam-like frame: the astronaut's face centred, about 0.3 of the frame height.
+fn face_frame() -> RgbImage {
+    let a = DynamicImage::ImageRgb8(astronaut()).resize_exact(1100, 1100, image::imageops::FilterType::Triangle);
+    let mut canvas = RgbImage::from_pixel(1280, 720, Rgb([118, 124, 130]));
+    image::imageops::overlay(&mut canvas, &a.into_rgb8(), 640 - 477, 360 - 252);
+    canvas
+}
+
+/// A 1280x720 frame with a light ID card (printed lines, the astronaut as portrait) filling the guide.
+fn card_frame() -> RgbImage {
+    let (cw, ch) = (1024u32, 645u32);
+    let (x0, y0) = ((1280 - cw) / 2, (720 - ch) / 2);
+    let mut f = RgbImage::from_fn(1280, 720, |x, y| {
+        let inside = (x0..x0 + cw).contains(&x) && (y0..y0 + ch).contains(&y);
+        let text =
+            inside && x > x0 + cw / 3 && ((y - y0) * 18 / ch) % 3 == 1 && !((x - x0) * 40 / cw).is_multiple_of(5);
+        match (inside, text) {
+            (true, true) => Rgb([45, 45, 50]),
+            (true, false) => Rgb([220, 220, 226]),
+            _ => Rgb([(70 + (x / 7 + y / 5) % 9) as u8, 62, 52]),
+        }
+    });
+    // The portrait: head and shoulders, about a third of the card wide (as on an ID-1 card).
+    let p = DynamicImage::ImageRgb8(astronaut()).resize_exact(640, 640, image::imageops::FilterType::Triangle);
+    let p = image::imageops::crop_imm(&p.into_rgb8(), 117, 0, 320, 400).to_image();
+    image::imageops::overlay(&mut f, &p, (x0 + 50) as i64, (y0 + 120) as i64);
+    f
+}
+
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn benches(c: &mut Criterion) {
+    let long = std::env::args().any(|a| a == "--bench");
+    let runs = if long { 40 } else { 5 };
+    let mut q = QualityChecker::new(&CaptureConfig::default()).expect("checker");
+    let face = face_frame();
+    let card = card_frame();
+    let v = q.check(Mode::Face, &face);
+    let d = q.check(Mode::DocumentFront, &card);
+    let fm = median_ms(runs, || {
+        black_box(q.check(Mode::Face, black_box(&face)));
+    });
+    let dm = median_ms(runs, || {
+        black_box(q.check(Mode::DocumentFront, black_box(&card)));
+    });
+    println!("face check 1280x720 (one core): {fm:.2} ms (target <= 33 ms), accepted={}, median of {runs}", v.accepted);
+    println!("document check 1280x720 (one core): {dm:.2} ms, accepted={}, median of {runs}", d.accepted);
+
+    let mut g = c.benchmark_group("quality_720p");
+    g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    g.bench_function("face_check", |b| b.iter(|| q.check(Mode::Face, black_box(&face))));
+    g.bench_function("document_check_front", |b| b.iter(|| q.check(Mode::DocumentFront, black_box(&card))));
+    g.finish();
+}
+
+criterion_group!(quality_benches, benches);
+
+fn main() {
+    quality_benches();
+    Criterion::default().configure_from_args().final_summary();
+}
