@@ -48,6 +48,16 @@ fn turbo(img: &RgbImage) -> Vec<u8> {
     turbojpeg::compress(image, QUALITY as i32, turbojpeg::Subsamp::Sub2x2).expect("turbojpeg").to_vec()
 }
 
+/// Prints a figure; under `cargo test` (an unoptimised build, one run) it is labelled as a smoke run, not a
+/// measurement.
+fn report(measured: bool, line: &str) {
+    if measured {
+        println!("{line}");
+    } else {
+        println!("smoke run, not a measurement (use `cargo bench`): {line}");
+    }
+}
+
 fn median_ms(runs: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
     let mut times = Vec::with_capacity(runs);
     let mut len = 0;
@@ -63,15 +73,18 @@ fn median_ms(runs: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
 /// Side by side, in one run, on the same frames: the figure the README quotes.
 fn side_by_side() {
     let long = std::env::args().any(|a| a == "--bench");
-    let runs = if long { 40 } else { 5 };
+    let runs = if long { 40 } else { 1 };
     for (w, h) in [(1280, 720), (1920, 1080)] {
         let img = frame(w, h);
         let (a, alen) = median_ms(runs, || ours(&img).len());
         let (b, blen) = median_ms(runs, || turbo(&img).len());
-        println!(
-            "encode {w}x{h} q{QUALITY} 4:2:0: jpeg-encoder {a:.2} ms ({alen} B), libjpeg-turbo {b:.2} ms ({blen} B), \
+        report(
+            long,
+            &format!(
+                "encode {w}x{h} q{QUALITY} 4:2:0: jpeg-encoder {a:.2} ms ({alen} B), libjpeg-turbo {b:.2} ms ({blen} B), \
              ratio {:.2}x (target <= 1.5x), median of {runs}",
-            a / b
+                a / b
+            ),
         );
     }
 }
@@ -90,7 +103,7 @@ fn face_frame_1080p() -> RgbImage {
 /// verified by decoding). The enqueue is measured by the queue's own benchmark.
 fn checked_path() {
     let long = std::env::args().any(|a| a == "--bench");
-    let runs = if long { 20 } else { 3 };
+    let runs = if long { 20 } else { 1 };
     let frame = face_frame_1080p();
     let cfg = EncodeConfig::default();
     let mut q = QualityChecker::new(&CaptureConfig::default()).expect("checker");
@@ -103,9 +116,12 @@ fn checked_path() {
         let c = q.capture(Mode::Face, frame.clone()).expect("accepted");
         encode::encode_checked(&c, &cfg).expect("encode").bytes().len()
     });
-    println!(
-        "1080p capture: encode_checked (scale to 1600, encode, verify) {enc:.2} ms ({len} B); \
+    report(
+        long,
+        &format!(
+            "1080p capture: encode_checked (scale to 1600, encode, verify) {enc:.2} ms ({len} B); \
          check + encode {both:.2} ms, median of {runs}"
+        ),
     );
 }
 

@@ -329,6 +329,20 @@ mod tests {
     }
 
     #[test]
+    fn odd_frame_sizes_give_a_verdict_never_a_panic() {
+        let mut q = QualityChecker::new(&CaptureConfig::default()).unwrap();
+        for (w, h) in [(0, 0), (1, 1), (7, 300), (24, 24), (30, 50), (39, 39), (41, 41), (64, 48), (2000, 9), (9, 2000)]
+        {
+            let frame = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]));
+            for mode in [Mode::Face, Mode::DocumentFront, Mode::DocumentBack] {
+                let v = q.check(mode, &frame);
+                assert!(!v.accepted, "{w}x{h} {mode:?}: {v:?}");
+                assert_eq!((v.metrics.width, v.metrics.height), (w, h));
+            }
+        }
+    }
+
+    #[test]
     fn a_refused_assessment_gives_no_capture() {
         let mut q = QualityChecker::new(&CaptureConfig::default()).unwrap();
         let v = q.capture(Mode::Face, RgbImage::new(640, 360)).unwrap_err();
