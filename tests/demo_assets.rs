@@ -103,8 +103,20 @@ fn rounded_corners(img: &mut RgbImage, r: u32, outside: Rgb<u8>) {
     let (w, h) = img.dimensions();
     for y in 0..h {
         for x in 0..w {
-            let cx = if x < r { r } else if x >= w - r { w - r - 1 } else { x };
-            let cy = if y < r { r } else if y >= h - r { h - r - 1 } else { y };
+            let cx = if x < r {
+                r
+            } else if x >= w - r {
+                w - r - 1
+            } else {
+                x
+            };
+            let cy = if y < r {
+                r
+            } else if y >= h - r {
+                h - r - 1
+            } else {
+                y
+            };
             let (dx, dy) = (x as f64 - cx as f64, y as f64 - cy as f64);
             if dx * dx + dy * dy > (r * r) as f64 {
                 img.put_pixel(x, y, outside);
@@ -269,7 +281,8 @@ fn read(name: &str) -> Vec<u8> {
 
 #[test]
 fn committed_demo_files_are_small_card_shaped_jpegs() {
-    for (name, want) in [("id-front.jpg", Some((CARD_W, CARD_H))), ("id-back.jpg", Some((CARD_W, CARD_H))), ("face.jpg", None)]
+    for (name, want) in
+        [("id-front.jpg", Some((CARD_W, CARD_H))), ("id-back.jpg", Some((CARD_W, CARD_H))), ("face.jpg", None)]
     {
         let bytes = read(name);
         assert!(bytes.len() < MAX_JPEG_BYTES, "{name} is {} bytes", bytes.len());

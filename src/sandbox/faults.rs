@@ -173,7 +173,9 @@ impl Faults {
             {
                 return Err(FaultError::Invalid("headers must not contain line breaks"));
             }
-            FaultAction::Trickle { bytes: 0, .. } => return Err(FaultError::Invalid("trickle bytes must be at least 1")),
+            FaultAction::Trickle { bytes: 0, .. } => {
+                return Err(FaultError::Invalid("trickle bytes must be at least 1"));
+            }
             FaultAction::Latency { delay } if *delay > Duration::from_secs(600) => {
                 return Err(FaultError::Invalid("latency above 10 minutes"));
             }
@@ -351,7 +353,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(rule.endpoint, Some(SandboxEndpoint::CreateRequest));
-        assert!(matches!(rule.action, FaultAction::Respond { status: 409, ref content_type, .. } if content_type == "application/json"));
+        assert!(
+            matches!(rule.action, FaultAction::Respond { status: 409, ref content_type, .. } if content_type == "application/json")
+        );
         let lat: FaultRule = serde_json::from_str(r#"{"action": "latency", "delay": "250ms"}"#).unwrap();
         assert_eq!(lat.action, FaultAction::Latency { delay: Duration::from_millis(250) });
         assert!(serde_json::from_str::<FaultRule>(r#"{"action": "explode"}"#).is_err());

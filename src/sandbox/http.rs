@@ -72,8 +72,23 @@ impl Head {
     }
 }
 
-fn read_line_bounded(r: &mut BufReader<TcpStream>, out: &mut Vec<u8>, budget: &mut usize) -> Result<(), ReadError> {
+/// Reads one line (through `\n`) of at most `budget` bytes, before `deadline`: each read waits at most until the
+/// deadline (and at most `io_timeout`, the socket's usual timeout).
+fn read_line_bounded(
+    r: &mut BufReader<TcpStream>,
+    out: &mut Vec<u8>,
+    budget: &mut usize,
+    deadline: Instant,
+    io_timeout: Duration,
+) -> Result<(), ReadError> {
     loop {
+        if r.buffer().is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ReadError::Timeout);
+            }
+            r.get_ref().set_read_timeout(Some(left.min(io_timeout))).map_err(ReadError::Io)?;
+        }
         let buf = match r.fill_buf() {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -101,14 +116,14 @@ fn read_line_bounded(r: &mut BufReader<TcpStream>, out: &mut Vec<u8>, budget: &m
     }
 }
 
-/// Reads a request head within `deadline` (checked between reads; the socket's read timeout bounds each read).
-pub fn read_head(r: &mut BufReader<TcpStream>, deadline: Instant) -> Result<Head, ReadError> {
+/// Reads a request head within `deadline`.
+pub fn read_head(r: &mut BufReader<TcpStream>, deadline: Instant, io_timeout: Duration) -> Result<Head, ReadError> {
     let mut budget = MAX_HEAD_BYTES;
     let mut line = Vec::new();
     // Tolerate empty lines before the request line (RFC 9112 section 2.2).
     loop {
         line.clear();
-        read_line_bounded(r, &mut line, &mut budget)?;
+        read_line_bounded(r, &mut line, &mut budget, deadline, io_timeout)?;
         if line != b"\r\n" && line != b"\n" {
             break;
         }
@@ -143,7 +158,7 @@ pub fn read_head(r: &mut BufReader<TcpStream>, deadline: Instant) -> Result<Head
             return Err(ReadError::Timeout);
         }
         line.clear();
-        read_line_bounded(r, &mut line, &mut budget)?;
+        read_line_bounded(r, &mut line, &mut budget, deadline, io_timeout)?;
         if line == b"\r\n" || line == b"\n" {
             break;
         }
@@ -205,6 +220,7 @@ pub fn read_body(
     framing: Framing,
     cap: u64,
     deadline: Instant,
+    io_timeout: Duration,
     received: &mut u64,
 ) -> Result<Vec<u8>, BodyError> {
     match framing {
@@ -212,7 +228,7 @@ pub fn read_body(
         Framing::Length(n) if n > cap => Err(BodyError::TooLarge),
         Framing::Length(n) => {
             let mut out = Vec::with_capacity(n.min(1 << 20) as usize);
-            read_exact_into(r, n, &mut out, deadline, received)?;
+            read_exact_into(r, n, &mut out, deadline, io_timeout, received)?;
             Ok(out)
         }
         Framing::Chunked => {
@@ -220,7 +236,7 @@ pub fn read_body(
             loop {
                 let mut line = Vec::new();
                 let mut budget = 1024;
-                read_line_bounded(r, &mut line, &mut budget).map_err(|e| match e {
+                read_line_bounded(r, &mut line, &mut budget, deadline, io_timeout).map_err(|e| match e {
                     ReadError::Timeout => BodyError::Timeout,
                     ReadError::Io(e) => BodyError::Io(e),
                     _ => BodyError::Malformed,
@@ -236,7 +252,8 @@ pub fn read_body(
                     loop {
                         let mut t = Vec::new();
                         let mut budget = 4096;
-                        read_line_bounded(r, &mut t, &mut budget).map_err(|_| BodyError::Malformed)?;
+                        read_line_bounded(r, &mut t, &mut budget, deadline, io_timeout)
+                            .map_err(|_| BodyError::Malformed)?;
                         if t == b"\r\n" || t == b"\n" {
                             return Ok(out);
                         }
@@ -245,13 +262,13 @@ pub fn read_body(
                 if out.len() as u64 + size > cap {
                     // Read what fits, so the bytes counted are real, then stop.
                     let room = cap - out.len() as u64;
-                    read_exact_into(r, room, &mut out, deadline, received)?;
+                    read_exact_into(r, room, &mut out, deadline, io_timeout, received)?;
                     return Err(BodyError::TooLarge);
                 }
-                read_exact_into(r, size, &mut out, deadline, received)?;
+                read_exact_into(r, size, &mut out, deadline, io_timeout, received)?;
                 let mut crlf = Vec::new();
                 let mut budget = 2;
-                read_line_bounded(r, &mut crlf, &mut budget).map_err(|_| BodyError::Malformed)?;
+                read_line_bounded(r, &mut crlf, &mut budget, deadline, io_timeout).map_err(|_| BodyError::Malformed)?;
                 if crlf != b"\r\n" && crlf != b"\n" {
                     return Err(BodyError::Malformed);
                 }
@@ -265,12 +282,17 @@ fn read_exact_into(
     mut n: u64,
     out: &mut Vec<u8>,
     deadline: Instant,
+    io_timeout: Duration,
     received: &mut u64,
 ) -> Result<(), BodyError> {
     let mut buf = [0u8; 64 * 1024];
     while n > 0 {
-        if Instant::now() > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(BodyError::Timeout);
+        }
+        if r.buffer().is_empty() {
+            r.get_ref().set_read_timeout(Some(left.min(io_timeout))).map_err(BodyError::Io)?;
         }
         let want = n.min(buf.len() as u64) as usize;
         match r.read(&mut buf[..want]) {
@@ -327,7 +349,12 @@ pub struct Response {
 impl Response {
     /// A JSON response with the body exactly as given.
     pub fn json(status: u16, body: impl Into<String>) -> Response {
-        Response { status, content_type: "application/json".into(), headers: Vec::new(), body: body.into().into_bytes() }
+        Response {
+            status,
+            content_type: "application/json".into(),
+            headers: Vec::new(),
+            body: body.into().into_bytes(),
+        }
     }
 
     /// A JSON response serialised from a value.

@@ -163,8 +163,8 @@ struct Conns {
     open: Mutex<HashMap<u64, TcpStream>>,
 }
 
-/// A running sandbox. Dropping it shuts it down.
-#[derive(Debug)]
+/// A running sandbox. Dropping it shuts it down. Its `Debug` shows the address only (the store holds contact
+/// details and portrait crops).
 pub struct Sandbox {
     shared: Arc<server::Shared>,
     conns: Arc<Conns>,
@@ -191,7 +191,10 @@ impl Sandbox {
             config: config.sandbox.clone(),
         };
         let sb = Sandbox::start_with(opts, config.api.paths.clone(), config.api.fields.clone())?;
-        log::info!("no api.base_url configured: using the built-in sandbox at {}", sb.base_url().as_str().trim_end_matches('/'));
+        log::info!(
+            "no api.base_url configured: using the built-in sandbox at {}",
+            sb.base_url().as_str().trim_end_matches('/')
+        );
         Ok(sb)
     }
 
@@ -303,7 +306,10 @@ impl Sandbox {
             }
         }
         if finished < total {
-            log::warn!("sandbox: {} thread(s) did not stop within {SHUTDOWN_DEADLINE:?}; leaving them", total - finished);
+            log::warn!(
+                "sandbox: {} thread(s) did not stop within {SHUTDOWN_DEADLINE:?}; leaving them",
+                total - finished
+            );
             self.threads.clear();
             return;
         }
@@ -311,6 +317,12 @@ impl Sandbox {
             let _ = h.join();
         }
         log::info!("sandbox on {} stopped", self.addr);
+    }
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -349,11 +361,7 @@ fn accept_loop(shared: &server::Shared, listener: TcpListener, tx: SyncSender<(T
     }
 }
 
-fn worker_loop(
-    shared: &server::Shared,
-    conns: &Conns,
-    rx: &Mutex<mpsc::Receiver<(TcpStream, SocketAddr)>>,
-) {
+fn worker_loop(shared: &server::Shared, conns: &Conns, rx: &Mutex<mpsc::Receiver<(TcpStream, SocketAddr)>>) {
     let mut worker = server::Worker::new();
     loop {
         if shared.stop.load(Ordering::SeqCst) {
@@ -373,7 +381,8 @@ fn worker_loop(
             faults::lock(&conns.open).insert(id, c);
         }
         // A panic while serving one request must not take the worker down.
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server::serve(shared, &mut worker, stream, peer)));
+        let r =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server::serve(shared, &mut worker, stream, peer)));
         faults::lock(&conns.open).remove(&id);
         if r.is_err() {
             log::error!("sandbox: a request handler panicked; the connection was closed");

@@ -26,8 +26,7 @@ const MAX_DECODE_ALLOC: u64 = 256 * 1024 * 1024;
 const MAX_SHIFT: i32 = 3;
 
 /// The rules, as the README quotes them.
-pub const RULES_MARKDOWN: &str = "\
-### How the sandbox decides
+pub const RULES_MARKDOWN: &str = r##"### How the sandbox decides
 
 The sandbox does no OCR and no real biometrics, but its answers follow fixed rules on the real image content, so the
 same images always get the same answer:
@@ -53,9 +52,19 @@ same images always get the same answer:
   the kiosk records) can be analysed: it passes when at least 3 of its JPEG frames decode, a frontal face is found
   in at least half of the (up to 8) frames sampled, the first and last sampled frames differ (a mean difference above
   1 grey level: the person moved) and a face matches the document portrait as above. Anything else: `:liveliness verification FAILED!`.
-- **The request** (`isValidated`) becomes validated `sandbox.validation_delay` after it was created: the email OTP
-  and phone call, simulated.
-";
+- **Requests.** E4 needs a known document id (`There is no document identification data with the provided id!`
+  otherwise), a valid email and phone (our 400s: `{"error": "invalid email address provided"}`,
+  `{"error": "invalid phone number provided"}`), and an email (case-insensitive) and phone (its digits) that no
+  stored request uses: a 409 `{"error": "a kyc request with this email already exists"}` or
+  `{"error": "a kyc request with this phone number already exists"}` (the vendor's 409 text is unknown). A new
+  request reads `isValidated: false` until `sandbox.validation_delay` has passed (the email OTP and phone call,
+  simulated); E5 refuses it until then (`{"message": "Kyc request not accepted"}`, as for an unknown id) and is
+  idempotent after. E7 and E9 answer an unknown id with 404 `{"error": "request not found"}` (our decision). E6
+  without `accepted` lists every request. Deleting a request frees its email and phone.
+- **Limits.** Base64 text above 30,000,000 bytes (summed over a document's sides; one face image) is answered 413
+  `Request Entity Too Large` (text/plain). A `Content-Length` above the limit plus 64 KiB is refused before any of the
+  body is read; a chunked body is cut off as soon as it passes that.
+"##;
 
 /// Why an image was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,13 +5,13 @@
 use super::faults::{CallRecord, FaultAction, FaultRule, Faults, SandboxEndpoint, now_ms};
 use super::http::{self, BodyError, Framing, Head, Pace, ReadError, Response};
 use super::recognize::{Portrait, Recognizer, Refusal};
-use super::state::{Document, StoredRequest, Store, random_id};
+use super::state::{Document, Store, StoredRequest, random_id};
 use super::{SandboxConfig, demo::DEMO_IDENTITY};
 use crate::api::{ApiFields, ApiPaths};
 use crate::secret::ApiKey;
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use serde_json::{Map, Value, json};
 use std::io::{BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -173,7 +173,7 @@ pub(crate) fn serve(shared: &Shared, worker: &mut Worker, mut stream: TcpStream,
     let _ = stream.set_nodelay(true);
     let Ok(read_half) = stream.try_clone() else { return };
     let mut reader = BufReader::with_capacity(http::MAX_HEAD_BYTES, read_half);
-    let head = match http::read_head(&mut reader, Instant::now() + cfg.header_timeout) {
+    let head = match http::read_head(&mut reader, Instant::now() + cfg.header_timeout, cfg.io_timeout) {
         Ok(h) => h,
         Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
         Err(e) => {
@@ -208,8 +208,8 @@ pub(crate) fn serve(shared: &Shared, worker: &mut Worker, mut stream: TcpStream,
         Ok(e) => e,
         Err(resp) => {
             let body = BodyState::default();
-            finish(shared, &mut stream, &head, &resp, Pace::Whole, &body);
             record(shared, None, &head, Some(resp.status), &body, at);
+            finish(shared, &mut stream, &head, &resp, Pace::Whole, &body);
             return;
         }
     };
@@ -252,11 +252,19 @@ pub(crate) fn serve(shared: &Shared, worker: &mut Worker, mut stream: TcpStream,
         Some((bytes, interval)) => Pace::Trickle { bytes, interval },
         None => Pace::Whole,
     };
-    finish(shared, &mut stream, &head, &resp, pace, &body);
+    // Recorded before the answer goes out, so a client that has the answer also finds the call in the log.
     record(shared, Some(endpoint), &head, Some(resp.status), &body, at);
+    finish(shared, &mut stream, &head, &resp, pace, &body);
 }
 
-fn record(shared: &Shared, endpoint: Option<SandboxEndpoint>, head: &Head, status: Option<u16>, b: &BodyState, at: u64) {
+fn record(
+    shared: &Shared,
+    endpoint: Option<SandboxEndpoint>,
+    head: &Head,
+    status: Option<u16>,
+    b: &BodyState,
+    at: u64,
+) {
     shared.faults.record(CallRecord {
         endpoint,
         method: head.method.clone(),
@@ -364,7 +372,7 @@ fn read_body(
         let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
     }
     let deadline = Instant::now() + shared.config.body_timeout;
-    match http::read_body(reader, head.framing, cap, deadline, &mut body.received) {
+    match http::read_body(reader, head.framing, cap, deadline, shared.config.io_timeout, &mut body.received) {
         Ok(b) => {
             body.complete = true;
             Ok(b)
@@ -446,7 +454,8 @@ enum Slot<'a> {
 
 fn slot<'a>(obj: &'a Map<String, Value>, b64_field: &str) -> Slot<'a> {
     let url_field = b64_field.strip_suffix("_base64").unwrap_or(b64_field);
-    let present = |v: Option<&Value>| !matches!(v, None | Some(Value::Null)) && v != Some(&Value::String(String::new()));
+    let present =
+        |v: Option<&Value>| !matches!(v, None | Some(Value::Null)) && v != Some(&Value::String(String::new()));
     let url = obj.get(url_field).filter(|_| url_field != b64_field);
     let b64 = obj.get(b64_field);
     match (present(url), present(b64)) {
@@ -509,7 +518,9 @@ fn document(shared: &Shared, rec: &mut Recognizer, obj: &Map<String, Value>) -> 
     let mut decoded = Vec::new();
     for s in &sides {
         match s {
-            Slot::Base64(t) => decoded.push(Some(decode_image(t).ok_or_else(|| Response::json(400, wire::BASE64_INVALID))?)),
+            Slot::Base64(t) => {
+                decoded.push(Some(decode_image(t).ok_or_else(|| Response::json(400, wire::BASE64_INVALID))?))
+            }
             Slot::Invalid => return Err(Response::json(400, wire::BASE64_INVALID)),
             _ => decoded.push(None),
         }
@@ -530,10 +541,7 @@ fn document(shared: &Shared, rec: &mut Recognizer, obj: &Map<String, Value>) -> 
     store.add_document(Document { id: id.clone(), portrait, id_information: id_information.clone(), face_match: None });
     save(&store)?;
     log::info!("sandbox: document {id} recognised");
-    Ok(Response::json_value(
-        200,
-        &json!({"success": true, "documentIdentificationId": id, "result": id_information}),
-    ))
+    Ok(Response::json_value(200, &json!({"success": true, "documentIdentificationId": id, "result": id_information})))
 }
 
 fn save(store: &Store) -> Result<(), Response> {
@@ -618,7 +626,8 @@ fn create_request(shared: &Shared, obj: &Map<String, Value>) -> Result<Response,
     let email = crate::contact::Email::parse(email).map_err(|_| Response::json(400, wire::EMAIL_INVALID))?;
     let phone_digits = crate::contact::Phone::parse(phone).map_err(|_| Response::json(400, wire::PHONE_INVALID))?;
     let mut store = super::faults::lock(&shared.store);
-    let doc = document_id(obj).and_then(|id| store.document(id)).ok_or_else(|| Response::json(400, wire::NO_DOCUMENT))?;
+    let doc =
+        document_id(obj).and_then(|id| store.document(id)).ok_or_else(|| Response::json(400, wire::NO_DOCUMENT))?;
     let (doc_id, face_match, id_information) = (doc.id.clone(), doc.face_match, doc.id_information.clone());
     match store.contact_taken(email.as_str(), phone_digits.digits()) {
         (true, _) => return Err(Response::json(409, wire::EMAIL_TAKEN)),
