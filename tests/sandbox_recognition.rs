@@ -26,7 +26,7 @@ fn group_faces() -> Vec<Vec<u8>> {
     assert!(faces.len() >= 3, "{faces:?}");
     faces
         .iter()
-        .take(10)
+        .take(6)
         .map(|f| {
             let (cx, cy) = f.center();
             let side = f.width as f64 * 2.2;

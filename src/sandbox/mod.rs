@@ -71,8 +71,9 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             liveness_enabled: false,
-            // Measured (tests/sandbox_recognition.rs): the demo selfie and the original photo score about 0.9
-            // against the demo card; other people's faces from the group photo score at most 0.42.
+            // Measured (tests/sandbox_recognition.rs): the demo selfie and the original photo score 0.97-0.99
+            // against the demo card; other people's faces from the group photo at most 0.36, the man in profile
+            // 0.38. 0.6 sits in the middle of that gap.
             face_match_threshold: 0.6,
             validation_delay: Duration::from_secs(30),
             max_connections: 16,
@@ -170,7 +171,8 @@ pub struct Sandbox {
     conns: Arc<Conns>,
     addr: SocketAddr,
     threads: Vec<JoinHandle<()>>,
-    done: Option<mpsc::Receiver<()>>,
+    /// One message per thread that has finished (in a mutex so the handle is `Sync`).
+    done: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
 impl Sandbox {
@@ -227,7 +229,7 @@ impl Sandbox {
         let (tx, rx) = mpsc::sync_channel::<(TcpStream, SocketAddr)>(n);
         let rx = Arc::new(Mutex::new(rx));
         let (done_tx, done_rx) = mpsc::channel::<()>();
-        let mut sb = Sandbox { shared, conns, addr, threads: Vec::new(), done: Some(done_rx) };
+        let mut sb = Sandbox { shared, conns, addr, threads: Vec::new(), done: Mutex::new(Some(done_rx)) };
         for i in 0..n {
             let (shared, conns, rx, done) = (sb.shared.clone(), sb.conns.clone(), rx.clone(), done_tx.clone());
             let h = std::thread::Builder::new()
@@ -296,7 +298,7 @@ impl Sandbox {
         let deadline = Instant::now() + SHUTDOWN_DEADLINE;
         let total = self.threads.len();
         let mut finished = 0;
-        if let Some(done) = self.done.take() {
+        if let Some(done) = faults::lock(&self.done).take() {
             while finished < total {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match done.recv_timeout(left) {
@@ -433,3 +435,32 @@ pub const CONTROL_MARKDOWN: &str = "\
 | `POST /_sandbox/reset` | Clears rules and log; with `{\"state\": true}` also forgets every document and request. |
 | `GET /_sandbox/rules` | The recognition rules (Markdown). |
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handle_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Sandbox>();
+        send_sync::<Faults>();
+    }
+
+    #[test]
+    fn config_ranges_are_checked_and_keys_named() {
+        assert!(SandboxConfig::default().validate().is_ok());
+        let bad = [
+            SandboxConfig { face_match_threshold: 1.5, ..Default::default() },
+            SandboxConfig { max_connections: 0, ..Default::default() },
+            SandboxConfig { io_timeout: Duration::ZERO, ..Default::default() },
+        ];
+        for (cfg, key) in bad.iter().zip(["face_match_threshold", "max_connections", "io_timeout"]) {
+            let e = cfg.validate().unwrap_err();
+            assert!(e.contains(key), "{e}");
+        }
+        let random = random_key();
+        assert!(random.expose().starts_with("sbx_") && random.expose().len() == 36);
+        assert_ne!(random.expose(), random_key().expose());
+    }
+}

@@ -18,8 +18,10 @@ pub const MAX_SIDE: u32 = 8000;
 pub const CARD_ASPECT: (f64, f64) = (1.3, 1.9);
 /// Accepted height of the document portrait's face box, as a share of the card height.
 pub const PORTRAIT_SHARE: (f64, f64) = (0.12, 0.60);
-/// Images are scaled down to at most this many pixels on the longer side before faces are searched.
-const ANALYSIS_SIDE: u32 = 1024;
+/// Images are scaled down so their shorter side is at most this many pixels before faces are searched.
+const ANALYSIS_SHORT_SIDE: u32 = 480;
+/// Smallest face searched for at analysis size (a twelfth of the shorter side).
+const MIN_FACE: u32 = 40;
 /// Decoder memory cap (an 8000 x 8000 RGB image is 192 MB; decoding needs some more).
 const MAX_DECODE_ALLOC: u64 = 256 * 1024 * 1024;
 /// Largest shift (pixels of the 64 px crop) tried when aligning two portraits.
@@ -42,6 +44,8 @@ same images always get the same answer:
   to decode at a plausible size. Anything else: `The document supplied is not recognized!`.
 - **Identity data.** Every recognised front returns the same made-up SANDBOXIA identity (the one printed on the demo
   card), whatever the card says.
+- **Faces** are searched with the SeetaFace frontal detector on the image scaled to at most 480 px on its shorter
+  side; faces under 40 px at that scale (about a twelfth of the shorter side) are not looked for.
 - **Face match.** The largest frontal face found in the selfie and the document portrait are each cropped to their
   face box, scaled to 64 x 64 grey and histogram-equalised; the similarity is the best Pearson correlation of the
   two crops over shifts of up to 3 px, clamped to 0..1, and is returned as `score`. It matches when the score is
@@ -137,7 +141,7 @@ struct Analysed {
     /// Original size.
     width: u32,
     height: u32,
-    /// Grey, scaled so the longer side is at most `ANALYSIS_SIDE`.
+    /// Grey, scaled so the shorter side is at most `ANALYSIS_SHORT_SIDE`.
     gray: GrayImage,
 }
 
@@ -150,7 +154,7 @@ pub struct Recognizer {
 impl Recognizer {
     /// Builds the recognizer (and its face detector).
     pub fn new() -> Result<Recognizer, FaceError> {
-        let detector = FaceDetector::new(DetectorSettings { min_face: 24, ..DetectorSettings::default() })?;
+        let detector = FaceDetector::new(DetectorSettings { min_face: MIN_FACE, ..DetectorSettings::default() })?;
         Ok(Recognizer { detector })
     }
 
@@ -333,8 +337,8 @@ fn analyse(bytes: &[u8]) -> Result<Analysed, Refusal> {
     let (width, height) = (img.width(), img.height());
     let gray = img.to_luma8();
     drop(img);
-    let gray = if width.max(height) > ANALYSIS_SIDE {
-        let s = ANALYSIS_SIDE as f64 / width.max(height) as f64;
+    let gray = if width.min(height) > ANALYSIS_SHORT_SIDE {
+        let s = ANALYSIS_SHORT_SIDE as f64 / width.min(height) as f64;
         let nw = ((width as f64 * s).round() as u32).max(1);
         let nh = ((height as f64 * s).round() as u32).max(1);
         imageops::resize(&gray, nw, nh, imageops::FilterType::Triangle)

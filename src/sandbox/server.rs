@@ -223,8 +223,8 @@ pub(crate) fn serve(shared: &Shared, worker: &mut Worker, mut stream: TcpStream,
             match outcome {
                 FaultAction::DropAfterBody => {
                     // The body was read; the answer never comes.
-                    let _ = stream.shutdown(Shutdown::Both);
                     record(shared, Some(endpoint), &head, None, &body, at);
+                    let _ = stream.shutdown(Shutdown::Both);
                     return;
                 }
                 FaultAction::Unavailable { retry_after } => {
