@@ -277,7 +277,10 @@ fn every_documented_error_byte_for_byte() {
         r#"{"message": "Kyc request not accepted"}"#,
         JSON,
     );
-    assert_exact(&call(a, "PUT", "/api/accept", &json!({})), 400, r#"{"message": "Kyc request not accepted"}"#, JSON);
+    for body in [&b"{}"[..], b"", b"[1]", b"{\"id\": 7}"] {
+        let r = request(a, "PUT", "/api/accept", Some(KEY), Some(body));
+        assert_exact(&r, 400, r#"{"message": "Kyc request not accepted"}"#, JSON);
+    }
     assert_eq!(get(a, "/api/requests?accepted=maybe").status, 400);
     assert_exact(&get(a, "/api/requests/nope"), 404, r#"{"error": "request not found"}"#, JSON);
     assert_exact(

@@ -12,7 +12,10 @@ use crate::secret::ApiKey;
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use serde_json::{Map, Value, json};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Value, json};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::AtomicBool;
@@ -387,10 +390,78 @@ fn read_body(
     }
 }
 
-fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Response> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(Response::json(400, wire::BAD_BODY)),
+/// A JSON value as the endpoints need it: strings borrowed from the body when they hold no escapes (a 30 MB
+/// base64 string is not copied), anything else reduced to "not a string".
+#[derive(Debug, Clone, PartialEq)]
+enum Loose<'a> {
+    /// `null`.
+    Null,
+    /// A string.
+    Str(Cow<'a, str>),
+    /// A number, boolean, array or object (its content skipped).
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Loose<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Loose<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Loose<'de>, E> {
+                Ok(Loose::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Loose<'de>, E> {
+                Ok(Loose::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Loose<'de>, E> {
+                Ok(Loose::Str(Cow::Owned(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Loose<'de>, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_none<E>(self) -> Result<Loose<'de>, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Loose<'de>, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Loose<'de>, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Loose<'de>, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Loose<'de>, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Loose<'de>, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Loose<'de>, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A request body: a JSON object's top-level members.
+type Body<'a> = HashMap<String, Loose<'a>>;
+
+fn parse_object(bytes: &[u8]) -> Result<Body<'_>, Response> {
+    serde_json::from_slice::<Body<'_>>(bytes).map_err(|_| Response::json(400, wire::BAD_BODY))
+}
+
+/// A member's string value.
+fn str_of<'b>(obj: &'b Body<'_>, key: &str) -> Option<&'b str> {
+    match obj.get(key) {
+        Some(Loose::Str(s)) => Some(s),
+        _ => None,
     }
 }
 
@@ -420,7 +491,6 @@ fn endpoint_response(
             };
             read_body(shared, head, reader, stream, cap, body).and_then(|bytes| {
                 let obj = parse_object(&bytes)?;
-                drop(bytes);
                 let Some(rec) = worker.recognizer() else {
                     return Err(Response::json(500, r#"{"error": "internal error"}"#));
                 };
@@ -433,7 +503,8 @@ fn endpoint_response(
         }
         None => read_body(shared, head, reader, stream, SMALL_BODY_CAP, body).and_then(|bytes| match endpoint {
             SandboxEndpoint::CreateRequest => create_request(shared, &parse_object(&bytes)?),
-            SandboxEndpoint::Accept => accept(shared, &parse_object(&bytes)?),
+            // The contract documents a missing id as this endpoint's 400, whatever the body.
+            SandboxEndpoint::Accept => accept(shared, &parse_object(&bytes).unwrap_or_default()),
             SandboxEndpoint::List => list(shared, head),
             SandboxEndpoint::Show => show(shared, head),
             _ => delete(shared, &parse_object(&bytes)?),
@@ -452,17 +523,20 @@ enum Slot<'a> {
     Invalid,
 }
 
-fn slot<'a>(obj: &'a Map<String, Value>, b64_field: &str) -> Slot<'a> {
+fn slot<'a>(obj: &'a Body<'_>, b64_field: &str) -> Slot<'a> {
     let url_field = b64_field.strip_suffix("_base64").unwrap_or(b64_field);
-    let present =
-        |v: Option<&Value>| !matches!(v, None | Some(Value::Null)) && v != Some(&Value::String(String::new()));
+    let present = |v: Option<&Loose<'_>>| match v {
+        None | Some(Loose::Null) => false,
+        Some(Loose::Str(s)) => !s.is_empty(),
+        Some(Loose::Other) => true,
+    };
     let url = obj.get(url_field).filter(|_| url_field != b64_field);
     let b64 = obj.get(b64_field);
     match (present(url), present(b64)) {
         (true, true) => Slot::Both,
         (true, false) => Slot::Url,
         (false, true) => match b64 {
-            Some(Value::String(s)) => Slot::Base64(s),
+            Some(Loose::Str(s)) => Slot::Base64(s),
             _ => Slot::Invalid,
         },
         (false, false) => Slot::Absent,
@@ -498,12 +572,12 @@ fn decode_image(text: &str) -> Option<Vec<u8>> {
     super::recognize::sniff(&bytes).map(|_| bytes)
 }
 
-fn document_id(obj: &Map<String, Value>) -> Option<&str> {
-    obj.get("documentIdentificationId").and_then(Value::as_str)
+fn document_id<'b>(obj: &'b Body<'_>) -> Option<&'b str> {
+    str_of(obj, "documentIdentificationId")
 }
 
 /// E1.
-fn document(shared: &Shared, rec: &mut Recognizer, obj: &Map<String, Value>) -> Result<Response, Response> {
+fn document(shared: &Shared, rec: &mut Recognizer, obj: &Body<'_>) -> Result<Response, Response> {
     let f = &shared.fields;
     let sides = [slot(obj, &f.front), slot(obj, &f.back), slot(obj, &f.side)];
     if sides.iter().map(slot_len).sum::<u64>() > BASE64_LIMIT {
@@ -551,7 +625,7 @@ fn save(store: &Store) -> Result<(), Response> {
     })
 }
 
-fn portrait_of(shared: &Shared, obj: &Map<String, Value>) -> Result<(String, Portrait), Response> {
+fn portrait_of(shared: &Shared, obj: &Body<'_>) -> Result<(String, Portrait), Response> {
     let store = super::faults::lock(&shared.store);
     document_id(obj)
         .and_then(|id| store.document(id))
@@ -565,7 +639,7 @@ fn rounded(score: f64) -> f64 {
 }
 
 /// E2.
-fn face(shared: &Shared, rec: &mut Recognizer, obj: &Map<String, Value>) -> Result<Response, Response> {
+fn face(shared: &Shared, rec: &mut Recognizer, obj: &Body<'_>) -> Result<Response, Response> {
     let s = slot(obj, &shared.fields.face);
     if slot_len(&s) > BASE64_LIMIT {
         return Err(too_large());
@@ -595,7 +669,7 @@ fn face(shared: &Shared, rec: &mut Recognizer, obj: &Map<String, Value>) -> Resu
 }
 
 /// E3.
-fn liveness(shared: &Shared, rec: &mut Recognizer, obj: &Map<String, Value>) -> Result<Response, Response> {
+fn liveness(shared: &Shared, rec: &mut Recognizer, obj: &Body<'_>) -> Result<Response, Response> {
     let s = slot(obj, &shared.fields.liveness);
     if slot_len(&s) > BASE64_LIMIT {
         return Err(too_large());
@@ -620,9 +694,9 @@ fn liveness(shared: &Shared, rec: &mut Recognizer, obj: &Map<String, Value>) -> 
 }
 
 /// E4.
-fn create_request(shared: &Shared, obj: &Map<String, Value>) -> Result<Response, Response> {
-    let email = obj.get("email").and_then(Value::as_str).unwrap_or_default();
-    let phone = obj.get("phoneNumber").and_then(Value::as_str).unwrap_or_default();
+fn create_request(shared: &Shared, obj: &Body<'_>) -> Result<Response, Response> {
+    let email = str_of(obj, "email").unwrap_or_default();
+    let phone = str_of(obj, "phoneNumber").unwrap_or_default();
     let email = crate::contact::Email::parse(email).map_err(|_| Response::json(400, wire::EMAIL_INVALID))?;
     let phone_digits = crate::contact::Phone::parse(phone).map_err(|_| Response::json(400, wire::PHONE_INVALID))?;
     let mut store = super::faults::lock(&shared.store);
@@ -662,8 +736,8 @@ fn is_validated(shared: &Shared, r: &StoredRequest) -> bool {
 }
 
 /// E5.
-fn accept(shared: &Shared, obj: &Map<String, Value>) -> Result<Response, Response> {
-    let id = obj.get("id").and_then(Value::as_str).unwrap_or_default();
+fn accept(shared: &Shared, obj: &Body<'_>) -> Result<Response, Response> {
+    let id = str_of(obj, "id").unwrap_or_default();
     let mut store = super::faults::lock(&shared.store);
     let validated = store.request(id).map(|r| is_validated(shared, r));
     match (validated, store.request_mut(id)) {
@@ -707,8 +781,8 @@ fn show(shared: &Shared, head: &Head) -> Result<Response, Response> {
 }
 
 /// E9.
-fn delete(shared: &Shared, obj: &Map<String, Value>) -> Result<Response, Response> {
-    let id = obj.get("id").and_then(Value::as_str).unwrap_or_default();
+fn delete(shared: &Shared, obj: &Body<'_>) -> Result<Response, Response> {
+    let id = str_of(obj, "id").unwrap_or_default();
     let mut store = super::faults::lock(&shared.store);
     if !store.delete_request(id) {
         return Err(Response::json(404, wire::REQUEST_NOT_FOUND));
@@ -789,6 +863,22 @@ mod tests {
         assert_eq!(show_id("/api/requests/{id}", "/api/requests/a/b"), None);
         assert_eq!(show_id("/api/request/{id}/x", "/api/request/7/x").as_deref(), Some("7"));
         assert_eq!(show_id("/api/requests/{id}", "/api/requests/%zz"), None);
+    }
+
+    #[test]
+    fn bodies_borrow_plain_strings_and_reduce_other_values() {
+        let text = br#"{"a": "plain", "b": "esc\/aped", "c": 7, "d": null, "e": [1, {"x": 2}], "f": {"y": "z"}}"#;
+        let body = parse_object(text).unwrap();
+        assert!(matches!(body.get("a"), Some(Loose::Str(Cow::Borrowed("plain")))));
+        assert!(matches!(body.get("b"), Some(Loose::Str(Cow::Owned(s))) if s == "esc/aped"));
+        assert_eq!(body.get("c"), Some(&Loose::Other));
+        assert_eq!(body.get("d"), Some(&Loose::Null));
+        assert_eq!((body.get("e"), body.get("f")), (Some(&Loose::Other), Some(&Loose::Other)));
+        assert_eq!(str_of(&body, "a"), Some("plain"));
+        assert_eq!(str_of(&body, "c"), None);
+        for bad in [&b"[1]"[..], b"", b"{", b"\"s\""] {
+            assert_eq!(parse_object(bad).unwrap_err().status, 400);
+        }
     }
 
     #[test]
