@@ -35,6 +35,15 @@ fn forced_responses_any_status_body_and_content_type() {
     assert_eq!(r.status, 201, "{}", r.text());
     let r = call(a, "POST", "/api/face-authentication", &json!({}));
     assert_eq!((r.status, r.header("location")), (307, Some("http://127.0.0.1:9/elsewhere")));
+    // A truncated answer: the head promises more body than comes before the connection closes.
+    let rule = json!({"endpoint": "list", "times": 1, "action": "respond", "status": 200,
+                      "body": r#"{"requests": [{"id": "abc"}]}"#, "cut_after": 100});
+    assert_eq!(request(a, "POST", "/_sandbox/faults", None, Some(rule.to_string().as_bytes())).status, 201);
+    let mut s = raw::connect(a);
+    s.write_all(format!("GET /api/requests?accepted=true HTTP/1.1\r\nx-api-key: {KEY}\r\n\r\n").as_bytes()).unwrap();
+    let got = raw::read_all(&mut s);
+    assert_eq!(got.len(), 100, "the head and 10 bytes of the body");
+    assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
     // Bad rules are refused with a reason.
     for bad in [r#"{"action": "respond", "status": 42}"#, r#"{"action": "explode"}"#, "not json"] {
         let r = request(a, "POST", "/_sandbox/faults", None, Some(bad.as_bytes()));

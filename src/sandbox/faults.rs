@@ -67,6 +67,9 @@ pub enum FaultAction {
         /// Extra headers, e.g. `[["Location", "http://127.0.0.1:9/"]]`.
         #[serde(default)]
         headers: Vec<(String, String)>,
+        /// Close the connection after this many bytes of the response (head included): a truncated answer.
+        #[serde(default)]
+        cut_after: Option<usize>,
     },
     /// Answer `503 Service Unavailable` (`{"error": "service unavailable"}`), with `Retry-After` when given.
     Unavailable {
@@ -212,6 +215,7 @@ impl Faults {
                 body: body.into(),
                 content_type: content_type.into(),
                 headers: Vec::new(),
+                cut_after: None,
             },
         })
     }

@@ -428,7 +428,7 @@ pub const CONTROL_MARKDOWN: &str = "\
 | Route | What it does |
 |---|---|
 | `GET /_sandbox/faults` | The active fault rules. |
-| `POST /_sandbox/faults` | Adds a rule: `{\"endpoint\": \"face\", \"times\": 2, \"action\": \"respond\", \"status\": 500, \"body\": \"<html>\", \"content_type\": \"text/html\", \"headers\": [[\"Location\", \"http://127.0.0.1:9/\"]]}`; or `\"action\": \"unavailable\"` (503, optional `\"retry_after\": 3`), `\"drop_after_body\"`, `\"latency\"` (`\"delay\": \"2s\"`), `\"trickle\"` (`\"bytes\": 1, \"interval\": \"50ms\"`). `endpoint` (`document`, `face`, `liveness`, `create_request`, `accept`, `list`, `show`, `delete`) and `times` are optional: every endpoint, until cleared. |
+| `POST /_sandbox/faults` | Adds a rule: `{\"endpoint\": \"face\", \"times\": 2, \"action\": \"respond\", \"status\": 500, \"body\": \"<html>\", \"content_type\": \"text/html\", \"headers\": [[\"Location\", \"http://127.0.0.1:9/\"]], \"cut_after\": 60}` (`cut_after`: close after that many bytes of the answer); or `\"action\": \"unavailable\"` (503, optional `\"retry_after\": 3`), `\"drop_after_body\"`, `\"latency\"` (`\"delay\": \"2s\"`), `\"trickle\"` (`\"bytes\": 1, \"interval\": \"50ms\"`). `endpoint` (`document`, `face`, `liveness`, `create_request`, `accept`, `list`, `show`, `delete`) and `times` are optional: every endpoint, until cleared. |
 | `DELETE /_sandbox/faults` | Clears the rules. |
 | `GET /_sandbox/calls` | The call log: endpoint, method, path, status (null: dropped), bytes received, whether the body was complete, time. |
 | `DELETE /_sandbox/calls` | Clears the call log. |

@@ -237,7 +237,19 @@ pub(crate) fn serve(shared: &Shared, worker: &mut Worker, mut stream: TcpStream,
                         None => r,
                     }
                 }
-                FaultAction::Respond { status, body: b, content_type, headers } => {
+                FaultAction::Respond { status, body: b, content_type, headers, cut_after: Some(n) } => {
+                    let resp = Response { status, content_type, headers, body: b.into_bytes() };
+                    if !plan.latency.is_zero() && !http::sleep_unless(plan.latency, &shared.stop) {
+                        return;
+                    }
+                    // Part of the answer, then the connection closes.
+                    record(shared, Some(endpoint), &head, Some(status), &body, at);
+                    let bytes = resp.to_bytes();
+                    let _ = stream.write_all(&bytes[..n.min(bytes.len())]);
+                    let _ = stream.shutdown(Shutdown::Both);
+                    return;
+                }
+                FaultAction::Respond { status, body: b, content_type, headers, cut_after: None } => {
                     Response { status, content_type, headers, body: b.into_bytes() }
                 }
                 FaultAction::Latency { .. } | FaultAction::Trickle { .. } => {
