@@ -217,6 +217,13 @@ fn every_documented_error_byte_for_byte() {
             no_doc,
         ),
         ("face: no document id", FACE, json!({"faceImage_base64": face}), 400, no_doc),
+        (
+            "face: a man in profile",
+            FACE,
+            json!({"faceImage_base64": b64(&asset("tests/fixtures/camera.png")), "documentIdentificationId": doc}),
+            400,
+            mismatch,
+        ),
         ("face: a cat", FACE, json!({"faceImage_base64": cat, "documentIdentificationId": doc}), 400, mismatch),
         (
             "face: the card back",
