@@ -6,7 +6,7 @@
 //! Runs on the capture thread (kiosk), the uploader thread (the retry after a 413) or the main thread (CLI).
 
 use crate::capture::CheckedCapture;
-use image::{ImageFormat, RgbImage};
+use image::{ImageDecoder, ImageFormat, RgbImage};
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
@@ -263,9 +263,9 @@ fn read_image_file(path: &Path) -> Result<Vec<u8>, EncodeError> {
     Ok(bytes)
 }
 
-/// Decodes a JPEG or PNG from an untrusted source to RGB. The format is sniffed from the bytes, the dimensions
-/// are read from the header and refused if absurd before any pixel is allocated, and the decoder runs with
-/// allocation limits.
+/// Decodes a JPEG or PNG from an untrusted source to RGB, upright (an EXIF orientation is applied). The format is
+/// sniffed from the bytes, the dimensions are read from the header and refused if absurd before any pixel is
+/// allocated, and the decoder runs with allocation limits.
 pub fn decode_untrusted(bytes: &[u8]) -> Result<RgbImage, EncodeError> {
     let format = image::guess_format(bytes).map_err(|_| EncodeError::UnsupportedFormat)?;
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png) {
@@ -286,7 +286,12 @@ pub fn decode_untrusted(bytes: &[u8]) -> Result<RgbImage, EncodeError> {
     limits.max_alloc = Some(MAX_INPUT_PIXELS * 11);
     let mut r = reader();
     r.limits(limits);
-    let decoded = r.decode().map_err(|e| EncodeError::Decode(e.to_string()))?;
+    let mut decoder = r.into_decoder().map_err(|e| EncodeError::Decode(e.to_string()))?;
+    // Phone photos are often stored sideways with an EXIF orientation tag; the metadata is dropped on re-encoding,
+    // so the rotation is applied to the pixels. An unreadable tag means "as stored".
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut decoded = image::DynamicImage::from_decoder(decoder).map_err(|e| EncodeError::Decode(e.to_string()))?;
+    decoded.apply_orientation(orientation);
     Ok(decoded.into_rgb8())
 }
 
@@ -519,6 +524,30 @@ mod tests {
         jpeg[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
         let e = UploadJpeg::from_operator_bytes(&jpeg, &EncodeConfig::default()).unwrap_err();
         assert!(matches!(e, EncodeError::TooLarge { .. }), "{e}");
+    }
+
+    #[test]
+    fn exif_orientation_is_applied_and_the_exif_dropped() {
+        // A 40x20 JPEG tagged "rotate 90 degrees clockwise" (orientation 6), left half dark, right half light.
+        let img =
+            RgbImage::from_fn(
+                40,
+                20,
+                |x, _| if x < 20 { image::Rgb([20, 20, 20]) } else { image::Rgb([230, 230, 230]) },
+            );
+        let mut tagged = Vec::new();
+        let mut enc = Encoder::new(&mut tagged, 90);
+        let tiff = b"MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+        enc.add_exif_metadata(tiff).unwrap();
+        enc.encode(img.as_raw(), 40, 20, ColorType::Rgb).unwrap();
+        assert!(markers(&tagged).iter().any(|(m, d)| *m == 0xE1 && d.starts_with(b"Exif")));
+
+        let j = UploadJpeg::from_operator_bytes(&tagged, &EncodeConfig::default()).unwrap();
+        assert_eq!((j.width(), j.height()), (20, 40), "upright");
+        assert!(markers(j.bytes()).iter().all(|(m, _)| *m != 0xE1), "exif dropped");
+        // Rotated clockwise: the dark left half is now the top.
+        let up = image::load_from_memory(j.bytes()).unwrap().into_luma8();
+        assert!(up.get_pixel(10, 5).0[0] < 80 && up.get_pixel(10, 35).0[0] > 180);
     }
 
     fn crc32(data: &[u8]) -> u32 {
