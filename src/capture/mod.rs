@@ -257,10 +257,10 @@ impl QualityChecker {
     pub fn new(config: &CaptureConfig) -> Result<QualityChecker, CaptureError> {
         config.validate().map_err(CaptureError::Config)?;
         // The selfie detector runs on every preview frame: a coarser pyramid and window step than rustface's
-        // defaults halve its time (35 -> 19 ms on a 720p frame searched at 426x240; see benches/quality.rs) and
-        // still find a face of the sizes we accept. rustface's smallest window is 40 px on the searched image, so
-        // at 426x240 faces from 1/6 of the frame height are found. The portrait on a card, checked once per
-        // frame in document mode, is searched with the finer defaults.
+        // defaults cut the 720p check from 17 to 11.5 ms of CPU (benches/quality.rs), leaving room on slower kiosk
+        // hardware, and still find faces of the sizes we accept (tests/capture_checks.rs). rustface's window is
+        // 40 px on the searched image, so at 426x240 (a 720p frame) faces from 1/6 of the frame height are found.
+        // The portrait on a card is searched with the finer defaults.
         let selfie = face::DetectorSettings {
             min_face: 20,
             score_threshold: config.detector_score,
