@@ -310,17 +310,15 @@ fn encode_to_budget(image: &RgbImage, config: &EncodeConfig, origin: Origin) -> 
     }
     let budget = config.budget();
     let mut longest = w.max(h).min(config.max_dimension).min(MAX_JPEG_SIDE);
-    let mut scaled: Option<RgbImage> = None;
     loop {
+        // Each size is scaled from the original, never from an already reduced copy.
+        let scaled;
         let current: &RgbImage = if longest >= w.max(h) {
             image
         } else {
             let (sw, sh) = scaled_size(w, h, longest);
-            if scaled.as_ref().is_none_or(|s| s.dimensions() != (sw, sh)) {
-                scaled = Some(resize(image, sw, sh));
-            }
-            // Set just above.
-            scaled.as_ref().unwrap_or(image)
+            scaled = resize(image, sw, sh);
+            &scaled
         };
         let mut quality = config.quality;
         loop {
