@@ -51,7 +51,7 @@ fn read(path: &std::path::Path) -> Result<image::RgbImage, EncodeError> {
     encode::decode_untrusted(&bytes)
 }
 
-/// The readable report: the verdict, the hints, then every metric.
+/// The readable report: the verdict, the hints, then every metric (faces among them).
 fn render(v: &Verdict) -> String {
     let what = match v.mode {
         Mode::Face => "face photo",
@@ -62,7 +62,6 @@ fn render(v: &Verdict) -> String {
     for h in &v.hints {
         out.push_str(&format!("  hint {:<22} {}\n", h.code(), h.text()));
     }
-    out.push_str(&format!("  faces: {}\n", v.faces));
     if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&v.metrics) {
         for (k, val) in m {
             let shown = match val {
