@@ -45,11 +45,9 @@ fn frames_without_huffman_tables_decode_identically_once_the_standard_tables_are
 
 #[test]
 fn greyscale_frames_decode_to_rgb() {
-    let grey = image::DynamicImage::ImageLuma8(image::open(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/camera.png"),
-    )
-    .unwrap()
-    .into_luma8());
+    let grey = image::DynamicImage::ImageLuma8(
+        image::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/camera.png")).unwrap().into_luma8(),
+    );
     let mut out = Vec::new();
     grey.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg).unwrap();
     let rgb = decode_mjpeg(&out).unwrap();

@@ -31,7 +31,9 @@ fn frames() -> Vec<RgbImage> {
     ["astronaut.png", "chelsea.png", "camera.png"]
         .iter()
         .enumerate()
-        .map(|(i, n)| image::imageops::resize(&fixture(n), 64 + 16 * i as u32, 48, image::imageops::FilterType::Triangle))
+        .map(|(i, n)| {
+            image::imageops::resize(&fixture(n), 64 + 16 * i as u32, 48, image::imageops::FilterType::Triangle)
+        })
         .collect()
 }
 

@@ -29,7 +29,8 @@ fn numbered(n: u8) -> Vec<RgbImage> {
 fn the_worker_keeps_only_the_latest_frame() {
     let cfg = quick_config();
     let worker =
-        CameraWorker::spawn_with(&cfg, Box::new(|| Ok(Box::new(ReplaySource::from_images(numbered(250), 400)?)))).unwrap();
+        CameraWorker::spawn_with(&cfg, Box::new(|| Ok(Box::new(ReplaySource::from_images(numbered(250), 400)?))))
+            .unwrap();
     assert!(!worker.is_demo());
     assert!(matches!(worker.wait_event(WAIT), Some(CameraEvent::Opened { demo: false, .. })));
     let mut tap = worker.tap();
@@ -49,9 +50,11 @@ fn the_worker_keeps_only_the_latest_frame() {
 
 #[test]
 fn taps_on_other_threads_share_the_frames() {
-    let worker =
-        CameraWorker::spawn_with(&quick_config(), Box::new(|| Ok(Box::new(ReplaySource::from_images(numbered(5), 200)?))))
-            .unwrap();
+    let worker = CameraWorker::spawn_with(
+        &quick_config(),
+        Box::new(|| Ok(Box::new(ReplaySource::from_images(numbered(5), 200)?))),
+    )
+    .unwrap();
     let handles: Vec<_> = (0..2)
         .map(|_| {
             let mut tap = worker.tap();
@@ -112,7 +115,8 @@ impl FrameSource for Flaky {
 
 #[test]
 fn a_stall_is_reported_as_disconnect_then_reopen_with_drops_counted() {
-    let worker = CameraWorker::spawn_with(&quick_config(), Box::new(|| Ok(Box::new(Flaky { n: 0, dropped: 0 })))).unwrap();
+    let worker =
+        CameraWorker::spawn_with(&quick_config(), Box::new(|| Ok(Box::new(Flaky { n: 0, dropped: 0 })))).unwrap();
     let mut seen = Vec::new();
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end && !seen.iter().any(|e| matches!(e, CameraEvent::Reopened { .. })) {
@@ -156,10 +160,7 @@ fn shutdown_returns_within_its_deadline_even_when_the_source_is_stuck() {
 #[test]
 fn a_source_that_cannot_open_is_an_error_from_spawn() {
     let t = Instant::now();
-    let r = CameraWorker::spawn_with(
-        &quick_config(),
-        Box::new(|| Err(CameraError::NoDevice("none here".into()))),
-    );
+    let r = CameraWorker::spawn_with(&quick_config(), Box::new(|| Err(CameraError::NoDevice("none here".into()))));
     assert!(matches!(r, Err(CameraError::NoDevice(_))));
     let r = CameraWorker::spawn_with(
         &CameraConfig { open_timeout: Duration::from_millis(100), ..quick_config() },

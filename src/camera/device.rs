@@ -110,11 +110,7 @@ mod imp {
             .into_iter()
             .filter_map(|info| {
                 let index = info.index().as_index().ok()?;
-                Some(DeviceInfo {
-                    index,
-                    name: info.human_name(),
-                    path: PathBuf::from(format!("/dev/video{index}")),
-                })
+                Some(DeviceInfo { index, name: info.human_name(), path: PathBuf::from(format!("/dev/video{index}")) })
             })
             .collect();
         out.sort_by_key(|d| d.index);

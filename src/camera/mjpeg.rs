@@ -207,18 +207,32 @@ pub fn with_huffman_tables(buf: &[u8]) -> Result<Cow<'_, [u8]>, FrameError> {
 }
 
 /// Decodes one MJPEG frame (or any baseline/progressive JPEG) to RGB. Dimensions are checked from the header
-/// before the decoder allocates anything.
+/// before the decoder allocates anything. Calls zune-jpeg directly (the decoder the `image` crate wraps) to avoid
+/// copying the input and parsing the headers twice.
 pub fn decode_mjpeg(buf: &[u8]) -> Result<RgbImage, FrameError> {
-    use image::{ImageFormat, ImageReader};
+    use zune_jpeg::zune_core::bytestream::ZCursor;
+    use zune_jpeg::zune_core::colorspace::ColorSpace;
+    use zune_jpeg::zune_core::options::DecoderOptions;
     let data = with_huffman_tables(buf)?;
     let header = read_header(&data)?;
-    let mut reader = ImageReader::with_format(std::io::Cursor::new(&data[..]), ImageFormat::Jpeg);
-    reader.limits(super::decode_limits());
-    let img = reader.decode().map_err(|e| FrameError::Decode(e.to_string()))?;
-    if (img.width(), img.height()) != (header.width, header.height) {
-        return Err(FrameError::Decode("decoded size differs from the header".into()));
+    let options = DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(super::MAX_SIDE as usize)
+        .set_max_height(super::MAX_SIDE as usize)
+        .jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&data[..]), options);
+    decoder.decode_headers().map_err(|e| FrameError::Decode(e.to_string()))?;
+    let (w, h) = decoder.dimensions().ok_or(FrameError::Malformed("no dimensions"))?;
+    if (w as u32, h as u32) != (header.width, header.height) {
+        return Err(FrameError::Decode("decoder and header disagree on the size".into()));
     }
-    Ok(img.into_rgb8())
+    let size = decoder.output_buffer_size().ok_or(FrameError::Malformed("no output size"))?;
+    if size != w * h * 3 {
+        return Err(FrameError::Unsupported("decoder output is not RGB".into()));
+    }
+    let mut out = vec![0u8; size];
+    decoder.decode_into(&mut out).map_err(|e| FrameError::Decode(e.to_string()))?;
+    RgbImage::from_raw(header.width, header.height, out).ok_or(FrameError::Malformed("output size"))
 }
 
 /// The frame without its DHT segments: what many UVC webcams send. For tests and benchmarks of the insertion.
@@ -395,7 +409,8 @@ mod tests {
     use super::*;
 
     pub(crate) fn jpeg(w: u32, h: u32, quality: u8) -> Vec<u8> {
-        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8]));
+        let img =
+            image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8]));
         let mut out = Vec::new();
         let mut enc = jpeg_encoder::Encoder::new(&mut out, quality);
         enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_2);
@@ -439,7 +454,8 @@ mod tests {
             b[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
             b
         };
-        let cases: Vec<(&str, Vec<u8>, fn(&FrameError) -> bool)> = vec![
+        type Check = fn(&FrameError) -> bool;
+        let cases: Vec<(&str, Vec<u8>, Check)> = vec![
             ("65535 wide", with_size(65535, 16), |e| matches!(e, FrameError::Dimensions { .. })),
             ("40+ MP", with_size(8000, 8000), |e| matches!(e, FrameError::Dimensions { .. })),
             ("zero height", with_size(16, 0), |e| matches!(e, FrameError::Dimensions { .. })),

@@ -242,7 +242,11 @@ fn decode_png(bytes: &[u8]) -> Result<image::RgbImage, FrameError> {
 
 /// Refuses zero or absurd dimensions before any pixel buffer is allocated.
 pub fn check_dimensions(width: u32, height: u32) -> Result<(), FrameError> {
-    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS
+    if width == 0
+        || height == 0
+        || width > MAX_SIDE
+        || height > MAX_SIDE
+        || u64::from(width) * u64::from(height) > MAX_PIXELS
     {
         return Err(FrameError::Dimensions { width, height });
     }
@@ -351,7 +355,8 @@ mod tests {
 
     #[test]
     fn absurd_dimensions_are_refused() {
-        for (w, h, ok) in [(1280, 720, true), (0, 720, false), (8193, 10, false), (8000, 8000, false), (8192, 4000, true)]
+        for (w, h, ok) in
+            [(1280, 720, true), (0, 720, false), (8193, 10, false), (8000, 8000, false), (8192, 4000, true)]
         {
             assert_eq!(check_dimensions(w, h).is_ok(), ok, "{w}x{h}");
         }

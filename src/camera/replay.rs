@@ -155,10 +155,9 @@ impl ReplaySource {
             }
             Kind::Stream { splitter, good_in_pass } => {
                 let before = splitter.skipped();
-                let next = splitter.next_frame().map_err(|e| CameraError::Replay {
-                    path: self.path.clone(),
-                    reason: e.to_string(),
-                })?;
+                let next = splitter
+                    .next_frame()
+                    .map_err(|e| CameraError::Replay { path: self.path.clone(), reason: e.to_string() })?;
                 self.dropped += splitter.skipped() - before;
                 match next {
                     Some(bytes) => match decode_mjpeg(&bytes) {
@@ -180,10 +179,10 @@ impl ReplaySource {
                             return Err(CameraError::EndOfReplay);
                         }
                         *good_in_pass = 0;
-                        splitter.reset().rewind().map_err(|e| CameraError::Replay {
-                            path: self.path.clone(),
-                            reason: e.to_string(),
-                        })?;
+                        splitter
+                            .reset()
+                            .rewind()
+                            .map_err(|e| CameraError::Replay { path: self.path.clone(), reason: e.to_string() })?;
                         Ok(None)
                     }
                 }

@@ -8,7 +8,7 @@ use image::RgbImage;
 /// the width must be even; anything else is refused before the output is allocated.
 pub fn yuyv_to_rgb(width: u32, height: u32, data: &[u8]) -> Result<RgbImage, FrameError> {
     check_dimensions(width, height)?;
-    if width % 2 != 0 {
+    if !width.is_multiple_of(2) {
         return Err(FrameError::Dimensions { width, height });
     }
     let pixels = width as usize * height as usize;

@@ -62,11 +62,17 @@ pub fn cameras(loaded: &Loaded, out: JsonFlag) -> Exit {
             println!("cameras: none found{}", list_error.map(|e| format!(" ({e})")).unwrap_or_default());
         }
         for r in &rows {
-            println!("camera {}: {} ({})", r["index"], r["name"].as_str().unwrap_or(""), r["path"].as_str().unwrap_or(""));
+            println!(
+                "camera {}: {} ({})",
+                r["index"],
+                r["name"].as_str().unwrap_or(""),
+                r["path"].as_str().unwrap_or("")
+            );
             match r["error"].as_str() {
                 Some(e) => println!("  formats: unknown ({e})"),
                 None => {
-                    let f: Vec<&str> = r["formats"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+                    let f: Vec<&str> =
+                        r["formats"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
                     println!("  formats: {}", if f.is_empty() { "none usable".into() } else { f.join(", ") });
                 }
             }
