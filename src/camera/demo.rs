@@ -16,6 +16,13 @@ const DRIFT_SECS: u32 = 2;
 const HOLD_SECS: u32 = 4;
 /// Distinct looks during the drift (each is shown for a few frames, as a slow camera would).
 const STEPS: u32 = 10;
+/// Where the face is in the bundled portrait (and in `tests/fixtures/astronaut.png`, the same picture), as
+/// fractions of its width and height: the point the approach brings to the centre of the frame.
+pub const PORTRAIT_FACE_CENTRE: (f64, f64) = (0.435, 0.225);
+/// The face's width as a fraction of the portrait's width (the detector's box).
+pub const PORTRAIT_FACE_WIDTH: f64 = 0.21;
+/// Share of the frame height the face takes once centred, as for a person at arm's length from the kiosk.
+const FACE_SHARE: f64 = 0.30;
 /// Background grey.
 const BACKGROUND: Rgb<u8> = Rgb([118, 121, 126]);
 
@@ -41,8 +48,7 @@ impl DemoSource {
         let height = config.height.clamp(240, 1080) & !1;
         let portrait = decode_mjpeg(PORTRAIT_JPEG)
             .map_err(|e| CameraError::Config(format!("bundled demo portrait does not decode: {e}")))?;
-        // The portrait fills 85 % of the frame height, like a person standing at arm's length from the kiosk.
-        let side = (height * 85 / 100).max(16);
+        let side = ((f64::from(height) * FACE_SHARE / PORTRAIT_FACE_WIDTH) as u32).max(16);
         let portrait = image::imageops::resize(&portrait, side, side, image::imageops::FilterType::Triangle);
         Ok(DemoSource {
             portrait,
@@ -73,23 +79,31 @@ impl DemoSource {
     }
 
     fn render(&self, step: u32) -> RgbImage {
-        let p = f64::from(step) / f64::from(STEPS);
-        let remaining = 1.0 - p;
-        let mut frame = RgbImage::from_pixel(self.width, self.height, BACKGROUND);
-        let side = self.portrait.width();
-        let cx = f64::from(self.width) / 2.0 + remaining * f64::from(self.width) * 0.30;
-        let cy = f64::from(self.height) / 2.0 + remaining * f64::from(self.height) * 0.12;
-        let x = (cx - f64::from(side) / 2.0).round() as i64;
-        let y = (cy - f64::from(side) / 2.0).round() as i64;
-        let sigma = (remaining * 9.0) as f32;
-        if sigma >= 0.5 {
-            let blurred = image::imageops::fast_blur(&self.portrait, sigma);
-            image::imageops::replace(&mut frame, &blurred, x, y);
-        } else {
-            image::imageops::replace(&mut frame, &self.portrait, x, y);
-        }
-        frame
+        let progress = f64::from(step) / f64::from(STEPS);
+        approach_frame(&self.portrait, PORTRAIT_FACE_CENTRE, self.width, self.height, progress)
     }
+}
+
+/// One frame of a person approaching the kiosk: `portrait` (used at its own size) on a plain background of
+/// `width` x `height`, `progress` 0.0 (off to the right and below, strongly blurred) to 1.0 (the point `face` of the
+/// portrait, in fractions of its width and height, at the centre of the frame, sharp). Used by the demo source and
+/// by tests that script a capture ([`super::replay::approach_sequence`]).
+pub fn approach_frame(portrait: &RgbImage, face: (f64, f64), width: u32, height: u32, progress: f64) -> RgbImage {
+    let remaining = 1.0 - progress.clamp(0.0, 1.0);
+    let mut frame = RgbImage::from_pixel(width, height, BACKGROUND);
+    let (pw, ph) = portrait.dimensions();
+    let cx = f64::from(width) / 2.0 + remaining * f64::from(width) * 0.30;
+    let cy = f64::from(height) / 2.0 + remaining * f64::from(height) * 0.12;
+    let x = (cx - f64::from(pw) * face.0).round() as i64;
+    let y = (cy - f64::from(ph) * face.1).round() as i64;
+    let sigma = (remaining * 9.0) as f32;
+    if sigma >= 0.5 {
+        let blurred = image::imageops::fast_blur(portrait, sigma);
+        image::imageops::replace(&mut frame, &blurred, x, y);
+    } else {
+        image::imageops::replace(&mut frame, portrait, x, y);
+    }
+    frame
 }
 
 impl FrameSource for DemoSource {

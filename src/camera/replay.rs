@@ -191,6 +191,38 @@ impl ReplaySource {
     }
 }
 
+/// A scripted approach for tests of auto-capture: `frames` images of `portrait` drifting in and coming into focus
+/// on a `width` x `height` background, reaching `final_progress` (1.0: the portrait's `face` point, in fractions of
+/// its size, centred and sharp, then held for the last third of the frames; below 1.0 it never gets there). Feed
+/// it to [`ReplaySource::from_images`]. For the bundled portrait and `tests/fixtures/astronaut.png`, `face` is
+/// [`super::demo::PORTRAIT_FACE_CENTRE`].
+pub fn approach_sequence(
+    portrait: &RgbImage,
+    face: (f64, f64),
+    width: u32,
+    height: u32,
+    frames: usize,
+    final_progress: f64,
+) -> Vec<RgbImage> {
+    // Ten distinct looks while moving (each held for a few frames, as a slow camera shows them), then the last.
+    const LOOKS: usize = 10;
+    let moving = (frames * 2 / 3).max(1);
+    let mut out: Vec<RgbImage> = Vec::with_capacity(frames);
+    let mut last_look = usize::MAX;
+    for i in 0..frames {
+        let look = i.min(moving) * LOOKS / moving;
+        match out.last() {
+            Some(prev) if look == last_look => out.push(prev.clone()),
+            _ => {
+                let p = final_progress * look as f64 / LOOKS as f64;
+                out.push(super::demo::approach_frame(portrait, face, width, height, p));
+            }
+        }
+        last_look = look;
+    }
+    out
+}
+
 fn interval(fps: u32) -> Result<Duration, String> {
     if !(1..=1000).contains(&fps) {
         return Err(format!("frame rate {fps} is outside 1..=1000"));
