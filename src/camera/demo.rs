@@ -159,15 +159,15 @@ mod tests {
         sum as f64 / f64::from(img.width() * img.height())
     }
 
-    fn centroid_x(img: &RgbImage) -> f64 {
-        let (mut sx, mut n) = (0f64, 0f64);
-        for (x, _, p) in img.enumerate_pixels() {
-            if p != &BACKGROUND {
-                sx += f64::from(x);
-                n += 1.0;
-            }
+    /// The one face the detector finds: (centre x, centre y, width), or None.
+    fn face(img: &RgbImage) -> Option<(f64, f64, u32)> {
+        use crate::capture::face::{DetectorSettings, FaceDetector};
+        let mut d = FaceDetector::new(DetectorSettings::default()).unwrap();
+        let faces = d.detect(&image::imageops::grayscale(img));
+        match faces.as_slice() {
+            [f] => Some((f.center().0, f.center().1, f.width)),
+            _ => None,
         }
-        sx / n
     }
 
     #[test]
@@ -181,8 +181,14 @@ mod tests {
         let first = &frames[0];
         let held = &frames[(DRIFT_SECS * 10) as usize + 5];
         assert!(sharpness(held) > sharpness(first) * 1.5, "{} vs {}", sharpness(held), sharpness(first));
-        assert!((centroid_x(held) - 160.0).abs() < 8.0, "held frame is centred: {}", centroid_x(held));
-        assert!(centroid_x(first) > 200.0, "first frame is off to the side: {}", centroid_x(first));
+        // Held: one face, centred, about a third of the frame height.
+        let (x, y, w) = face(held).expect("one face in the held frame");
+        assert!((x - 160.0).abs() < 12.0 && (y - 120.0).abs() < 12.0, "centred: {x},{y}");
+        assert!((60..=110).contains(&w), "face width {w}");
+        // First: blurred and off to the side (if the detector finds it at all).
+        if let Some((x, _, _)) = face(first) {
+            assert!(x > 200.0, "first frame is off-centre: {x}");
+        }
         // The last frames of the cycle hold still.
         assert_eq!(frames[frames.len() - 1], frames[frames.len() - 2]);
         // And the next cycle starts again off-centre.

@@ -122,7 +122,8 @@ mod imp {
     const BOTH: &[FrameFormat] = &[FrameFormat::MJPEG, FrameFormat::YUYV];
 
     /// The format requests tried in order: MJPEG closest to the wanted size and rate, then YUYV, then the highest
-    /// resolution offered in either.
+    /// resolution offered in either. (nokhwa 0.10's `Closest` only matches frame rates offered at exactly the wanted
+    /// resolution, so a camera without that size falls through to the last request.)
     fn format_requests(config: &CameraConfig) -> [RequestedFormat<'static>; 3] {
         let want = |f| CameraFormat::new_from(config.width, config.height, f, config.fps);
         [
@@ -262,7 +263,8 @@ mod imp {
                         height: res.height(),
                         at: Instant::now(),
                     };
-                    // Newest wins: a full channel means the consumer is behind, so this frame is skipped.
+                    // Bounded: a full channel means the camera thread is behind (decoding), so this frame is
+                    // skipped rather than queued.
                     match tx.try_send(msg) {
                         Ok(()) | Err(TrySendError::Full(_)) => {}
                         Err(TrySendError::Disconnected(_)) => return,
@@ -426,6 +428,7 @@ mod imp {
                 CameraFormat::new_from(800, 600, FrameFormat::MJPEG, 20),
                 CameraFormat::new_from(320, 240, FrameFormat::MJPEG, 30),
             ];
+            assert_eq!(r[0].fulfill(&odd), None);
             assert_eq!(r[2].fulfill(&odd), Some(odd[0]));
         }
     }

@@ -48,6 +48,7 @@ impl Slot {
 pub struct FrameTap {
     slot: Arc<Slot>,
     last_seq: u64,
+    description: Arc<str>,
 }
 
 impl FrameTap {
@@ -97,7 +98,7 @@ impl FrameSource for FrameTap {
     }
 
     fn describe(&self) -> String {
-        "camera worker".into()
+        self.description.to_string()
     }
 }
 
@@ -164,7 +165,7 @@ impl CameraWorker {
             }
         };
         log::info!("camera worker running: {description}");
-        let tap = FrameTap { slot: slot.clone(), last_seq: 0 };
+        let tap = FrameTap { slot: slot.clone(), last_seq: 0, description: description.as_str().into() };
         Ok(CameraWorker { slot, events, stop, thread: Some(thread), description, demo, tap })
     }
 
