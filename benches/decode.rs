@@ -1,5 +1,5 @@
 //! Camera frame decoding: a 720p webcam-style MJPEG frame (quality 80, 4:2:2 and 4:2:0, no Huffman tables, as many
-//! UVC webcams send) through our path (standard tables inserted, then the `image` crate's zune-jpeg decoder)
+//! UVC webcams send) through our path (standard tables inserted, then zune-jpeg, the decoder `image` uses)
 //! against libjpeg-turbo (the `turbojpeg` crate, reused decompressor and output buffer) on the same bytes; and a
 //! 720p YUYV frame to RGB. With `cargo bench --bench decode` it also prints the ours/libjpeg-turbo time ratio
 //! (target: at most 1.3). Test frames are built here from `tests/fixtures/astronaut.png` resized to 1280x720 with
@@ -97,7 +97,7 @@ fn decode(c: &mut Criterion) {
             / turbo.out.len() as f64;
         assert!(diff < 3.0, "decoders disagree: mean abs diff {diff}");
 
-        c.bench_function(&format!("mjpeg 720p {label} q80 no-DHT: ekyc (DHT insert + image/zune-jpeg)"), |b| {
+        c.bench_function(&format!("mjpeg 720p {label} q80 no-DHT: ekyc (DHT insert + zune-jpeg)"), |b| {
             b.iter(|| decode_mjpeg(black_box(&mjpeg)).expect("decode"))
         });
         c.bench_function(&format!("mjpeg 720p {label} q80 no-DHT: libjpeg-turbo"), |b| {

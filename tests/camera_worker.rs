@@ -171,6 +171,9 @@ fn a_source_that_cannot_open_is_an_error_from_spawn() {
     );
     assert!(matches!(r, Err(CameraError::OpenTimeout(_))));
     assert!(t.elapsed() < Duration::from_millis(1500));
+    // A source that panics while opening is an error, not a hang.
+    let r = CameraWorker::spawn_with(&quick_config(), Box::new(|| panic!("driver bug")));
+    assert!(matches!(r, Err(CameraError::Thread(_))));
 }
 
 #[test]

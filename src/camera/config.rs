@@ -44,7 +44,7 @@ impl Default for CameraConfig {
             height: 720,
             fps: 30,
             open_timeout: Duration::from_secs(5),
-            frame_timeout: Duration::from_secs(2),
+            frame_timeout: Duration::from_secs(3),
             reopen_backoff: Duration::from_millis(500),
             reopen_backoff_max: Duration::from_secs(10),
         }

@@ -159,9 +159,13 @@ impl CameraWorker {
                 let _ = thread.join();
                 return Err(e);
             }
-            Err(_) => {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
                 stop.store(true, Ordering::Relaxed);
                 return Err(CameraError::OpenTimeout(config.open_timeout));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = thread.join();
+                return Err(CameraError::Thread("the camera thread ended while opening its source".into()));
             }
         };
         log::info!("camera worker running: {description}");
@@ -250,7 +254,7 @@ fn run(
     let mut connected = true;
     let mut last_frame = Instant::now();
     let mut dropped_reported = 0u64;
-    let mut last_drop_report = Instant::now() - DROP_REPORT_INTERVAL;
+    let mut last_drop_report: Option<Instant> = None;
     let end = |why: String, replay_end: bool| {
         let mut st = slot.lock();
         st.ended = Some(why);
@@ -271,10 +275,10 @@ fn run(
             send(events, e);
         }
         let dropped = source.dropped();
-        if dropped > dropped_reported && last_drop_report.elapsed() >= DROP_REPORT_INTERVAL {
+        if dropped > dropped_reported && last_drop_report.is_none_or(|t| t.elapsed() >= DROP_REPORT_INTERVAL) {
             send(events, CameraEvent::FramesDropped { count: dropped - dropped_reported });
             dropped_reported = dropped;
-            last_drop_report = Instant::now();
+            last_drop_report = Some(Instant::now());
         }
         match result {
             Ok(mut frame) => {
