@@ -1,46 +1,30 @@
-//! Auto-capture end to end: frames from a `FrameSource` go through the checks into `AutoCapture`; a sequence that
+//! Auto-capture end to end: frames from the replay source (`ReplaySource::from_images`) go through the checks into `AutoCapture`; a sequence that
 //! becomes sharp and centred is captured (its sharpest good frame) and encodes; one that never does is not.
 
 mod capture_common;
 
 use capture_common::*;
-use ekyc_kiosk::camera::{CameraError, Frame, FrameSource};
+use ekyc_kiosk::camera::{FrameSource, ReplaySource};
 use ekyc_kiosk::capture::{AutoCapture, CaptureConfig, CheckedCapture, Mode, QualityChecker};
 use ekyc_kiosk::encode::{self, EncodeConfig, Origin};
 use image::RgbImage;
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Serves the given frames once, then times out.
-struct TestSource {
-    frames: VecDeque<RgbImage>,
-    seq: u64,
-}
-
-impl FrameSource for TestSource {
-    fn next_frame(&mut self, timeout: Duration) -> Result<Frame, CameraError> {
-        let image = self.frames.pop_front().ok_or(CameraError::Timeout(timeout))?;
-        self.seq += 1;
-        Ok(Frame { image, seq: self.seq, captured_at: Instant::now() })
-    }
-    fn describe(&self) -> String {
-        "test frames".into()
-    }
-}
-
-/// Runs the capture loop until the source runs dry; returns the capture, if any, and the frame count seen.
+/// Runs the capture loop over one pass of `frames` served by the replay source (it loops; one pass is enough);
+/// returns the capture, if any, and the number of frames seen.
 fn run(frames: Vec<RgbImage>, needed: u32) -> (Option<CheckedCapture>, usize) {
-    let mut src = TestSource { frames: frames.into(), seq: 0 };
+    let n = frames.len();
+    let mut src = ReplaySource::from_images(frames, 200).unwrap();
     let mut q = QualityChecker::new(&CaptureConfig::default()).unwrap();
     let mut auto = AutoCapture::new(needed);
-    let mut seen = 0;
-    while let Ok(frame) = src.next_frame(Duration::from_millis(10)) {
-        seen += 1;
+    for seen in 1..=n {
+        let frame = src.next_frame(Duration::from_secs(5)).unwrap();
+        assert_eq!(frame.seq, seen as u64);
         if let Some(c) = auto.push(q.assess(Mode::Face, frame.image)) {
             return (Some(c), seen);
         }
     }
-    (None, seen)
+    (None, n)
 }
 
 #[test]
