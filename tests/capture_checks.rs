@@ -121,6 +121,23 @@ fn document_checks_accept_and_refuse_with_the_right_hint() {
 }
 
 #[test]
+fn a_scan_cropped_to_the_card_is_the_card() {
+    // The demo card (assets/demo, ID-1 proportions, the astronaut as its portrait) as an operator's scan.
+    let demo = |name: &str| {
+        let p = format!("{}/assets/demo/{name}", env!("CARGO_MANIFEST_DIR"));
+        image::open(&p).unwrap_or_else(|e| panic!("{p}: {e}")).into_rgb8()
+    };
+    let mut q = checker();
+    let front = q.check(Mode::DocumentFront, &demo("id-front.jpg"));
+    assert!(front.accepted, "{front:?}");
+    assert_eq!(front.metrics.card_fill, Some(1.0));
+    assert!(front.faces >= 1);
+    let back = demo("id-back.jpg");
+    assert_eq!(q.check(Mode::DocumentFront, &back).main_hint(), Some(Hint::ShowPhotoSide));
+    assert!(q.check(Mode::DocumentBack, &back).accepted);
+}
+
+#[test]
 fn only_an_accepted_frame_becomes_a_checked_capture() {
     let mut q = checker();
     let c = q.capture(Mode::Face, good_face()).expect("accepted");

@@ -57,8 +57,23 @@ fn median(v: &[f64]) -> f64 {
     s[s.len() / 2]
 }
 
-/// Finds the card's box (frame pixels) around the guide, if four borders are found and the shape is a card's.
+/// An image of about the card's own shape (a scan or a photo cropped to the card) is taken as the card itself.
+/// Camera frames (16:9, 4:3) are never this shape.
+const CROPPED_CARD_ASPECT: std::ops::RangeInclusive<f64> = (CARD_ASPECT * 0.92)..=(CARD_ASPECT * 1.08);
+
+/// Finds the card's box (frame pixels) around the guide: four borders forming a card's shape, or the whole image
+/// when it has the card's shape itself (a scan or a cropped photo).
 pub(crate) fn find_card(frame: &RgbImage, guide: Rect) -> Option<Rect> {
+    let aspect = frame.width() as f64 / frame.height().max(1) as f64;
+    if CROPPED_CARD_ASPECT.contains(&aspect) {
+        // Borders found inside such an image are the card's own printing, not its edges.
+        return Some(Rect { x: 0, y: 0, w: frame.width(), h: frame.height() });
+    }
+    find_borders(frame, guide)
+}
+
+/// Four borders around the guide forming a card's shape.
+fn find_borders(frame: &RgbImage, guide: Rect) -> Option<Rect> {
     let (gray, f): (GrayImage, u32) = measure::gray_downscaled(frame, EDGE_MAX_SIDE);
     let (gw, gh) = (gray.width(), gray.height());
     let ff = f as f64;
@@ -102,7 +117,7 @@ pub(crate) fn check(detector: &mut FaceDetector, config: &CaptureConfig, mode: M
     let mut hints = Vec::new();
     let guide = guide(w, h, c.guide_width);
     let card = find_card(frame, guide);
-    let fill = card.map_or(0.0, |r| r.area() as f64 / guide.area().max(1) as f64);
+    let fill = card.map_or(0.0, |r| r.intersect(&guide).area() as f64 / guide.area().max(1) as f64);
     metrics.card_fill = Some(fill);
     if fill < c.min_fill {
         hints.push(Hint::FillFrameWithCard);
@@ -180,5 +195,10 @@ mod tests {
         assert!(found.is_none_or(|r| (r.area() as f64 / g.area() as f64) < 0.3), "{found:?}");
         let noise = card_frame(2000, 2000, 10);
         assert_eq!(find_card(&noise, g), None);
+        // A scan cropped to the card: the whole image is the card.
+        let scan = image::imageops::crop_imm(&frame, g.x + 10, g.y + 8, g.w - 20, g.h - 16).to_image();
+        let whole = Rect { x: 0, y: 0, w: scan.width(), h: scan.height() };
+        let sg = guide(scan.width(), scan.height(), 0.85);
+        assert!(find_card(&scan, sg).is_some_and(|r| r.area() as f64 >= 0.9 * whole.area() as f64));
     }
 }

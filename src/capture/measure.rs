@@ -27,6 +27,13 @@ impl Rect {
     pub fn area(&self) -> u64 {
         self.w as u64 * self.h as u64
     }
+
+    /// The overlap of two rectangles (empty when they do not meet).
+    pub fn intersect(&self, o: &Rect) -> Rect {
+        let (x0, y0) = (self.x.max(o.x), self.y.max(o.y));
+        let (x1, y1) = ((self.x + self.w).min(o.x + o.w), (self.y + self.h).min(o.y + o.h));
+        Rect { x: x0, y: y0, w: x1.saturating_sub(x0), h: y1.saturating_sub(y0) }
+    }
 }
 
 /// ITU-R BT.601 luma of one RGB pixel, in 0..=255 (integer weights summing to 256).
@@ -319,5 +326,8 @@ mod tests {
     #[test]
     fn rect_clamps() {
         assert_eq!(Rect::from_f64(-5.0, 10.0, 50.0, 500.0, 40, 100), Rect { x: 0, y: 10, w: 40, h: 90 });
+        let a = Rect { x: 0, y: 0, w: 10, h: 10 };
+        assert_eq!(a.intersect(&Rect { x: 5, y: 8, w: 10, h: 10 }), Rect { x: 5, y: 8, w: 5, h: 2 });
+        assert_eq!(a.intersect(&Rect { x: 20, y: 0, w: 5, h: 5 }).area(), 0);
     }
 }

@@ -142,7 +142,7 @@ pub struct Metrics {
     pub face_offset: Option<f64>,
     /// Left-right mirror symmetry of the face's gradients (-1..1): low when the head is turned.
     pub face_symmetry: Option<f64>,
-    /// Share of the guide rectangle the card covers.
+    /// Share of the guide rectangle the card covers (0..1).
     pub card_fill: Option<f64>,
     /// Variance of the Laplacian on the face (face mode) or the card (document modes).
     pub sharpness: Option<f64>,
