@@ -13,7 +13,7 @@ mod auto;
 mod document;
 pub mod face;
 mod face_check;
-pub mod measure;
+mod measure;
 mod verdict;
 
 pub use auto::AutoCapture;

@@ -282,8 +282,8 @@ pub fn decode_untrusted(bytes: &[u8]) -> Result<RgbImage, EncodeError> {
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_INPUT_SIDE);
     limits.max_image_height = Some(MAX_INPUT_SIDE);
-    // RGBA 16-bit of the largest accepted image plus the RGB copy.
-    limits.max_alloc = Some(MAX_INPUT_PIXELS * 11);
+    // The decoder's buffers: at most RGBA 16-bit (8 bytes a pixel) of the largest accepted image.
+    limits.max_alloc = Some(MAX_INPUT_PIXELS * 8);
     let mut r = reader();
     r.limits(limits);
     let mut decoder = r.into_decoder().map_err(|e| EncodeError::Decode(e.to_string()))?;
