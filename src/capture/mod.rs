@@ -329,6 +329,26 @@ mod tests {
     }
 
     #[test]
+    fn capture_and_encode_keys_load_from_the_environment() {
+        let env: Vec<(String, String)> = [
+            ("EKYC_DATA_DIR", "/tmp/x"),
+            ("EKYC_CAPTURE_AUTO_FRAMES", "3"),
+            ("EKYC_CAPTURE_FACE_MIN_FACE_SHARE", "0.3"),
+            ("EKYC_CAPTURE_DOCUMENT_REQUIRE_PORTRAIT", "false"),
+            ("EKYC_ENCODE_MAX_BYTES", "500000"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c = crate::config::load_with_env(None, &env).unwrap().config;
+        assert_eq!(c.capture.auto_frames, 3);
+        assert_eq!(c.capture.face.min_face_share, 0.3);
+        assert!(!c.capture.document.require_portrait);
+        assert_eq!(c.encode.max_bytes, 500_000);
+        c.capture.validate().unwrap();
+    }
+
+    #[test]
     fn odd_frame_sizes_give_a_verdict_never_a_panic() {
         let mut q = QualityChecker::new(&CaptureConfig::default()).unwrap();
         for (w, h) in [(0, 0), (1, 1), (7, 300), (24, 24), (30, 50), (39, 39), (41, 41), (64, 48), (2000, 9), (9, 2000)]
