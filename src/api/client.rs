@@ -293,20 +293,14 @@ impl ApiClient {
     /// Sends the request and reads the answer: a 2xx with its body, or the typed error.
     fn exchange(&self, endpoint: Endpoint, url: &str, mut body: Option<JsonBody<'_>>) -> Result<Answer, ApiError> {
         let overall = if endpoint.is_upload() { self.cfg.upload_timeout } else { self.cfg.request_timeout };
-        // Every endpoint with an effect builds a body; `{}` stands in should one ever come without.
-        let mut fallback = JsonBodyBuilder::new().build();
-        let sent = match endpoint.method() {
-            Method::Get => self.headers(self.agent.get(url), overall).call(),
-            method => {
-                let b = match body.as_mut() {
-                    Some(b) => b,
-                    None => &mut fallback,
-                };
-                match method {
-                    Method::Put => self.send(self.agent.put(url), overall, b),
-                    Method::Delete => self.send(self.agent.delete(url).force_send_body(), overall, b),
-                    Method::Post | Method::Get => self.send(self.agent.post(url), overall, b),
-                }
+        let sent = match (endpoint.method(), body.as_mut()) {
+            (Method::Get, _) => self.headers(self.agent.get(url), overall).call(),
+            (Method::Post, Some(b)) => self.send(self.agent.post(url), overall, b),
+            (Method::Put, Some(b)) => self.send(self.agent.put(url), overall, b),
+            (Method::Delete, Some(b)) => self.send(self.agent.delete(url).force_send_body(), overall, b),
+            // Every endpoint with an effect builds its body; reaching this is a defect in this module.
+            (_, None) => {
+                return Err(ApiError::Config { reason: format!("{endpoint} was called without a request body") });
             }
         };
         let mut response = match sent {
@@ -344,22 +338,21 @@ impl ApiClient {
             Ok(bytes) if success => Ok(Answer { status, body: bytes }),
             Ok(bytes) => {
                 let message = wire::error_message(&bytes);
-                let err = error::from_answer(endpoint, status, message.as_deref(), None, None);
-                if let ApiError::UnexpectedResponse { .. } = err {
-                    // An undocumented error answer: keep a short, scrubbed excerpt of it for the operator.
-                    let shown = message.as_deref().map(str::as_bytes).unwrap_or(&bytes);
-                    let short = error::excerpt(shown, self.key.expose(), EXCERPT_IN_ERROR);
-                    log::debug!(
-                        "api {endpoint}: undocumented answer {status}: {}",
-                        error::excerpt(&bytes, self.key.expose(), EXCERPT_IN_LOG)
-                    );
-                    return Err(error::from_answer(endpoint, status, message.as_deref(), None, Some(&short)));
+                if error::is_documented(endpoint, status, message.as_deref()) {
+                    return Err(error::from_answer(endpoint, status, message.as_deref(), None, None));
                 }
-                Err(err)
+                // An undocumented error answer: keep a short, scrubbed excerpt of it for the operator.
+                let shown = message.as_deref().map(str::as_bytes).unwrap_or(&bytes);
+                let short = error::excerpt(shown, self.key.expose(), EXCERPT_IN_ERROR);
+                log::debug!(
+                    "api {endpoint}: undocumented answer {status}: {}",
+                    error::excerpt(&bytes, self.key.expose(), EXCERPT_IN_LOG)
+                );
+                Err(error::from_answer(endpoint, status, message.as_deref(), None, Some(&short)))
             }
             Err(fail) => {
                 // Without the body, an answer whose status alone is documented is still that error.
-                if !success && error::route(endpoint, status, None).is_some() {
+                if !success && error::is_documented(endpoint, status, None) {
                     return Err(error::from_answer(endpoint, status, None, None, None));
                 }
                 match fail {

@@ -381,6 +381,12 @@ pub(crate) fn route(endpoint: Endpoint, status: u16, message: Option<&str>) -> O
     BY_STATUS.iter().find(|(e, s, _)| e.is_none_or(|e| e == endpoint) && *s == status).map(|(.., code)| *code)
 }
 
+/// Whether an error answer (with this `error`/`message` text, if any) is documented: server trouble or a routed
+/// error.
+pub(crate) fn is_documented(endpoint: Endpoint, status: u16, message: Option<&str>) -> bool {
+    is_server_trouble(status) || route(endpoint, status, message).is_some()
+}
+
 /// The typed error for an error answer (status 4xx, or any status not otherwise handled), routed by
 /// [`route`]; an undocumented one becomes [`ApiError::UnexpectedResponse`] carrying `excerpt`.
 pub(crate) fn from_answer(
