@@ -571,3 +571,21 @@ fn a_huge_undocumented_error_page_is_bounded_in_the_message() {
     assert_eq!(err.code(), ErrorCode::UnexpectedResponse);
     assert!(err.to_string().len() < 300, "{err}");
 }
+
+#[test]
+fn find_request_looks_through_pending_then_accepted() {
+    let (server, seen) = recording(|req| match req.target.as_str() {
+        "/api/requests?accepted=false" => {
+            json(200, r#"{"requests": [{"id": "p1", "email": "ada@example.com", "phoneNumber": "441234567890"}]}"#)
+        }
+        _ => json(200, r#"{"requests": [{"id": "a1", "email": "ADA@example.com", "phoneNumber": "+251999678350"}]}"#),
+    });
+    let api = client(&server);
+    let want = new_request();
+    let found = api.find_request(&want.email, &want.phone).unwrap().expect("found");
+    assert_eq!(found.id, "a1");
+    let targets: Vec<String> = seen.lock().unwrap().iter().map(|r| r.target.clone()).collect();
+    assert_eq!(targets, ["/api/requests?accepted=false", "/api/requests?accepted=true"]);
+    let nobody = Phone::parse("+44 20 7946 0958").unwrap();
+    assert!(api.find_request(&want.email, &nobody).unwrap().is_none());
+}

@@ -15,6 +15,7 @@ use super::config::{ApiConfig, FaceMatchConfig, is_loopback};
 use super::endpoint::{Endpoint, Method};
 use super::error::{self, ApiError};
 use super::wire::{self, DocumentResult, DocumentUpload, FaceResult, KycRequest, LivenessResult, NewRequest};
+use crate::contact::{Email, Phone};
 use crate::secret::ApiKey;
 use std::fmt;
 use std::io::{self, Read};
@@ -257,6 +258,18 @@ impl ApiClient {
             return log_outcome(endpoint, Instant::now(), None, Err(e));
         }
         self.perform_value(endpoint, &self.cfg.paths.delete, &serde_json::json!({ "id": id }))
+    }
+
+    /// Reconciles an E4 whose outcome is unknown (an ambiguous attempt, then a 409 on the retry): looks through the
+    /// pending list, then the accepted one (two E6 calls at most), for a request with both this email and this
+    /// phone number. `Some` means the earlier attempt went through and the step is done.
+    pub fn find_request(&self, email: &Email, phone: &Phone) -> Result<Option<KycRequest>, ApiError> {
+        for accepted in [false, true] {
+            if let Some(found) = self.list_requests(accepted)?.into_iter().find(|r| r.has_contact(email, phone)) {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
     }
 
     /// A call whose body is one small JSON value and whose success carries nothing we need.

@@ -112,6 +112,15 @@ impl KycRequest {
     }
 }
 
+impl KycRequest {
+    /// Whether this request carries both this email (compared without case) and this phone number (compared on its
+    /// digits, so `+251...` and `251...` are the same number).
+    pub fn has_contact(&self, email: &Email, phone: &Phone) -> bool {
+        let digits: String = self.phone_number.chars().filter(char::is_ascii_digit).collect();
+        self.email.trim().eq_ignore_ascii_case(email.as_str()) && digits == phone.digits()
+    }
+}
+
 impl<'de> Deserialize<'de> for KycRequest {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
@@ -316,6 +325,22 @@ mod tests {
         assert!(json.contains("\"phone_number\""), "{json}");
         let back: KycRequest = serde_json::from_str(&json).unwrap();
         assert_eq!(back, reqs[0]);
+    }
+
+    #[test]
+    fn contact_matching_needs_both_email_and_phone() {
+        let req = KycRequest {
+            email: "Ada@Example.com".into(),
+            phone_number: "+251 999678350".into(),
+            ..KycRequest::default()
+        };
+        let email = Email::parse("ada@example.com").unwrap();
+        let other_email = Email::parse("bob@example.com").unwrap();
+        let phone = Phone::parse("251999678350").unwrap();
+        let other_phone = Phone::parse("+44 20 7946 0958").unwrap();
+        assert!(req.has_contact(&email, &phone));
+        assert!(!req.has_contact(&other_email, &phone));
+        assert!(!req.has_contact(&email, &other_phone));
     }
 
     #[test]
