@@ -76,6 +76,10 @@ impl ApiClient {
         key: ApiKey,
     ) -> Result<ApiClient, ApiError> {
         let config_err = |reason: String| ApiError::Config { reason };
+        // First, so that no message below can quote a password.
+        if !base_url.username().is_empty() || base_url.password().is_some() {
+            return Err(config_err("api.base_url: must not carry a user name or password".into()));
+        }
         cfg.validate().map_err(config_err)?;
         face_match.validate().map_err(config_err)?;
         let loopback = is_loopback(&base_url);
@@ -92,9 +96,6 @@ impl ApiClient {
         }
         if base_url.host().is_none() {
             return Err(config_err("api.base_url: has no host".into()));
-        }
-        if !base_url.username().is_empty() || base_url.password().is_some() {
-            return Err(config_err("api.base_url: must not carry a user name or password".into()));
         }
         if base_url.query().is_some() || base_url.fragment().is_some() {
             return Err(config_err("api.base_url: must not carry a query or fragment".into()));
@@ -570,6 +571,7 @@ mod tests {
             ("http://10.0.0.1", false),
             ("ftp://127.0.0.1", false),
             ("https://user:pw@kyc-be.rubilink.app", false),
+            ("http://user:pw@kyc-be.rubilink.app", false),
             ("https://kyc-be.rubilink.app/?a=b", false),
         ];
         for (url, ok) in table {
