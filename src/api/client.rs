@@ -120,7 +120,10 @@ impl ApiClient {
             .user_agent(concat!("ekyc-kiosk/", env!("CARGO_PKG_VERSION")))
             .accept("application/json")
             // No compression is built in; ask for none.
-            .accept_encoding("");
+            .accept_encoding("")
+            // Drop idle connections before a typical server's keep-alive timeout (Node's is 5 s), so a reused
+            // connection is not closed under a request that then looks ambiguous.
+            .max_idle_age(Duration::from_secs(4));
         if loopback {
             // The sandbox and tests: never through a proxy from the environment.
             builder = builder.proxy(None);
