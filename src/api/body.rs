@@ -26,7 +26,7 @@ const RAW_CHUNK: usize = 48 * 1024;
 
 /// An image (or clip) to upload: raw JPEG bytes, base64-encoded on the fly while the request is sent.
 pub struct ImageBody<'a> {
-    reader: Box<dyn Read + Send + 'a>,
+    reader: Box<dyn Read + 'a>,
     len: u64,
 }
 
@@ -38,7 +38,10 @@ impl<'a> ImageBody<'a> {
 
     /// Any reader with its exact length in bytes (e.g. a decrypting reader over an SQLite blob). A reader that ends
     /// early or runs past `len` fails the call with [`ApiError::ImageUnreadable`](super::ApiError::ImageUnreadable).
-    pub fn from_reader(reader: Box<dyn Read + Send + 'a>, len: u64) -> ImageBody<'a> {
+    ///
+    /// The reader need not be `Send` (a `rusqlite::blob::Blob` is not): it is read on the calling thread only. A
+    /// `Box<dyn Read + Send>` converts to this type as is.
+    pub fn from_reader(reader: Box<dyn Read + 'a>, len: u64) -> ImageBody<'a> {
         ImageBody { reader, len }
     }
 
@@ -490,6 +493,29 @@ mod tests {
         let bytes = drain(&mut body, 3);
         assert_eq!(bytes, br#"{"id":"a\"b"}"#);
         assert_eq!(body.len(), bytes.len() as u64);
+    }
+
+    #[test]
+    fn readers_need_not_be_send() {
+        // Like a blob reader borrowing a connection: not Send.
+        struct Local(std::rc::Rc<Vec<u8>>, usize);
+        impl Read for Local {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let n = out.len().min(self.0.len() - self.1);
+                out[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let data = pattern(10);
+        let mut body = JsonBodyBuilder::new()
+            .image("x", None, ImageBody::from_reader(Box::new(Local(std::rc::Rc::new(data.clone()), 0)), 10))
+            .build();
+        let v: serde_json::Value = serde_json::from_slice(&drain(&mut body, 5)).unwrap();
+        assert_eq!(v["x"], STANDARD.encode(&data));
+        // And a Send reader boxed as Send still fits.
+        let boxed: Box<dyn Read + Send> = Box::new(io::empty());
+        assert_eq!(ImageBody::from_reader(boxed, 0).base64_len(), 0);
     }
 
     #[test]
