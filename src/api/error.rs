@@ -21,7 +21,7 @@ pub(crate) const NO_DOCUMENT: &str = "There is no document identification data w
 ///
 /// Display messages are lower-case, hold no secret, and no body text except a short sanitised excerpt of an
 /// undocumented error answer in [`ApiError::UnexpectedResponse`].
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, PartialEq, Error)]
 pub enum ApiError {
     /// 401 on any endpoint: the API key is missing, wrong or revoked.
     #[error("{endpoint}: the api key was refused")]
