@@ -322,7 +322,7 @@ impl ApiClient {
         };
         let mut response = match sent {
             Ok(r) => r,
-            Err(e) => return Err(self.transport_error(endpoint, e, body.as_ref(), false)),
+            Err(e) => return Err(transport_error(endpoint, e, body.as_ref(), false)),
         };
         let status = response.status().as_u16();
 
@@ -381,7 +381,7 @@ impl ApiClient {
                             self.cfg.max_response_bytes
                         ),
                     }),
-                    ReadFail::Transport(e) => Err(self.transport_error(endpoint, e, body.as_ref(), true)),
+                    ReadFail::Transport(e) => Err(transport_error(endpoint, e, body.as_ref(), true)),
                 }
             }
         }
@@ -406,76 +406,69 @@ impl ApiClient {
         let len = body.len();
         self.headers(rb, overall).header("Content-Length", len.to_string()).send(SendBody::from_reader(body))
     }
+}
 
-    /// Maps a transport failure. `answered`: the status line had arrived (the failure came while reading the body).
-    fn transport_error(
-        &self,
-        endpoint: Endpoint,
-        e: ureq::Error,
-        body: Option<&JsonBody<'_>>,
-        answered: bool,
-    ) -> ApiError {
-        if let Some(reason) = body.and_then(JsonBody::source_failure) {
-            return ApiError::ImageUnreadable { endpoint, reason: reason.to_string() };
+/// Maps a transport failure. `answered`: the status line had arrived (the failure came while reading the body).
+fn transport_error(endpoint: Endpoint, e: ureq::Error, body: Option<&JsonBody<'_>>, answered: bool) -> ApiError {
+    if let Some(reason) = body.and_then(JsonBody::source_failure) {
+        return ApiError::ImageUnreadable { endpoint, reason: reason.to_string() };
+    }
+    // Whether the whole request was handed over: only then may the server have acted on it.
+    let complete = answered || body.is_some_and(JsonBody::is_complete);
+    let after_send = endpoint.has_effect() && complete;
+    let unreachable = |reason: &str| ApiError::NetworkUnreachable { endpoint, reason: reason.into(), body_sent: false };
+    let broken = |reason: String| ApiError::NetworkUnreachable { endpoint, reason, body_sent: after_send };
+    let config = |reason: &str| ApiError::Config { reason: reason.into() };
+    match e {
+        ureq::Error::Timeout(t) => {
+            use ureq::Timeout as T;
+            let (stage, sent) = match t {
+                T::Resolve => ("looking up the host", false),
+                T::Connect => ("while connecting", false),
+                T::SendRequest => ("while sending the request", false),
+                T::SendBody => ("while sending the request body", false),
+                T::RecvResponse => ("waiting for the answer", after_send),
+                T::RecvBody => ("while reading the answer", after_send),
+                _ if answered => ("while reading the answer (overall deadline)", after_send),
+                _ => ("(overall deadline)", after_send),
+            };
+            ApiError::Timeout { endpoint, stage, body_sent: sent }
         }
-        // Whether the whole request was handed over: only then may the server have acted on it.
-        let complete = answered || body.is_some_and(JsonBody::is_complete);
-        let after_send = endpoint.has_effect() && complete;
-        let unreachable =
-            |reason: &str| ApiError::NetworkUnreachable { endpoint, reason: reason.into(), body_sent: false };
-        let broken = |reason: String| ApiError::NetworkUnreachable { endpoint, reason, body_sent: after_send };
-        let config = |reason: &str| ApiError::Config { reason: reason.into() };
-        match e {
-            ureq::Error::Timeout(t) => {
-                use ureq::Timeout as T;
-                let (stage, sent) = match t {
-                    T::Resolve => ("looking up the host", false),
-                    T::Connect => ("while connecting", false),
-                    T::SendRequest => ("while sending the request", false),
-                    T::SendBody => ("while sending the request body", false),
-                    T::RecvResponse => ("waiting for the answer", after_send),
-                    T::RecvBody => ("while reading the answer", after_send),
-                    _ if answered => ("while reading the answer (overall deadline)", after_send),
-                    _ => ("(overall deadline)", after_send),
-                };
-                ApiError::Timeout { endpoint, stage, body_sent: sent }
+        ureq::Error::Io(io) => match io.kind() {
+            io::ErrorKind::ConnectionRefused => unreachable("connection refused"),
+            io::ErrorKind::HostUnreachable => unreachable("host unreachable"),
+            io::ErrorKind::NetworkUnreachable => unreachable("network unreachable"),
+            io::ErrorKind::NetworkDown => unreachable("network down"),
+            io::ErrorKind::AddrNotAvailable => unreachable("address not available"),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                ApiError::Timeout { endpoint, stage: "on the network", body_sent: after_send }
             }
-            ureq::Error::Io(io) => match io.kind() {
-                io::ErrorKind::ConnectionRefused => unreachable("connection refused"),
-                io::ErrorKind::HostUnreachable => unreachable("host unreachable"),
-                io::ErrorKind::NetworkUnreachable => unreachable("network unreachable"),
-                io::ErrorKind::NetworkDown => unreachable("network down"),
-                io::ErrorKind::AddrNotAvailable => unreachable("address not available"),
-                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                    ApiError::Timeout { endpoint, stage: "on the network", body_sent: after_send }
-                }
-                io::ErrorKind::UnexpectedEof if answered => broken("the answer was cut short".into()),
-                io::ErrorKind::UnexpectedEof => broken("the connection closed without an answer".into()),
-                kind => broken(format!("{}", kind).to_lowercase()),
-            },
-            ureq::Error::HostNotFound => unreachable("host not found"),
-            ureq::Error::ConnectionFailed => unreachable("connection failed"),
-            ureq::Error::ConnectProxyFailed(_) => unreachable("the proxy refused the connection"),
-            ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) | ureq::Error::TlsRequired => {
-                unreachable("tls handshake failed")
-            }
-            ureq::Error::Protocol(_) => broken("the answer is not valid http".into()),
-            ureq::Error::LargeResponseHeader(..) => ApiError::UnexpectedResponse {
-                endpoint,
-                status: None,
-                detail: "the answer's headers are larger than 64 KiB".into(),
-            },
-            ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => ApiError::UnexpectedResponse {
-                endpoint,
-                status: None,
-                detail: "a redirect, which is never followed".into(),
-            },
-            ureq::Error::BadUri(_) => config("api.base_url and api.paths do not form a valid url"),
-            ureq::Error::Http(_) => config("a request header is not valid"),
-            ureq::Error::RequireHttpsOnly(_) => config("api.base_url: https is required"),
-            ureq::Error::InvalidProxyUrl => config("the proxy url in the environment is not valid"),
-            _ => broken("transport failure".into()),
+            io::ErrorKind::UnexpectedEof if answered => broken("the answer was cut short".into()),
+            io::ErrorKind::UnexpectedEof => broken("the connection closed without an answer".into()),
+            kind => broken(format!("{}", kind).to_lowercase()),
+        },
+        ureq::Error::HostNotFound => unreachable("host not found"),
+        ureq::Error::ConnectionFailed => unreachable("connection failed"),
+        ureq::Error::ConnectProxyFailed(_) => unreachable("the proxy refused the connection"),
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) | ureq::Error::TlsRequired => {
+            unreachable("tls handshake failed")
         }
+        ureq::Error::Protocol(_) => broken("the answer is not valid http".into()),
+        ureq::Error::LargeResponseHeader(..) => ApiError::UnexpectedResponse {
+            endpoint,
+            status: None,
+            detail: "the answer's headers are larger than 64 KiB".into(),
+        },
+        ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => ApiError::UnexpectedResponse {
+            endpoint,
+            status: None,
+            detail: "a redirect, which is never followed".into(),
+        },
+        ureq::Error::BadUri(_) => config("api.base_url and api.paths do not form a valid url"),
+        ureq::Error::Http(_) => config("a request header is not valid"),
+        ureq::Error::RequireHttpsOnly(_) => config("api.base_url: https is required"),
+        ureq::Error::InvalidProxyUrl => config("the proxy url in the environment is not valid"),
+        _ => broken("transport failure".into()),
     }
 }
 
@@ -617,6 +610,47 @@ mod tests {
         assert_eq!(encode_path_segment("abc-123_x.y~z"), "abc-123_x.y~z");
         assert_eq!(encode_path_segment("a/b?c#d e%"), "a%2Fb%3Fc%23d%20e%25");
         assert_eq!(encode_path_segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn transport_failures_are_classified_by_kind_and_by_how_far_the_body_got() {
+        use crate::api::{ErrorClass, ErrorClass::*, ErrorCode as C};
+        use ureq::Timeout as T;
+        let io_err = |k: io::ErrorKind| ureq::Error::Io(io::Error::from(k));
+        // (endpoint, error, body handed over completely, answer started, code, class)
+        #[rustfmt::skip]
+        let table: Vec<(Endpoint, ureq::Error, bool, bool, C, ErrorClass)> = vec![
+            (Endpoint::Document, ureq::Error::HostNotFound, false, false, C::NetworkUnreachable, Transient),
+            (Endpoint::Document, ureq::Error::ConnectionFailed, false, false, C::NetworkUnreachable, Transient),
+            (Endpoint::Document, io_err(io::ErrorKind::ConnectionRefused), false, false, C::NetworkUnreachable, Transient),
+            (Endpoint::Face, ureq::Error::Tls("bad certificate"), false, false, C::NetworkUnreachable, Transient),
+            (Endpoint::Face, ureq::Error::Timeout(T::Connect), false, false, C::Timeout, Transient),
+            (Endpoint::Face, ureq::Error::Timeout(T::Resolve), false, false, C::Timeout, Transient),
+            (Endpoint::Face, ureq::Error::Timeout(T::SendBody), true, false, C::Timeout, Transient),
+            (Endpoint::Face, ureq::Error::Timeout(T::Global), false, false, C::Timeout, Transient),
+            (Endpoint::Face, ureq::Error::Timeout(T::Global), true, false, C::Timeout, Ambiguous),
+            (Endpoint::Face, ureq::Error::Timeout(T::RecvResponse), true, false, C::Timeout, Ambiguous),
+            (Endpoint::Face, ureq::Error::Timeout(T::RecvBody), true, true, C::Timeout, Ambiguous),
+            (Endpoint::List, ureq::Error::Timeout(T::RecvResponse), true, false, C::Timeout, Transient),
+            (Endpoint::CreateRequest, io_err(io::ErrorKind::ConnectionReset), false, false, C::NetworkUnreachable, Transient),
+            (Endpoint::CreateRequest, io_err(io::ErrorKind::ConnectionReset), true, false, C::NetworkUnreachable, Ambiguous),
+            (Endpoint::CreateRequest, io_err(io::ErrorKind::UnexpectedEof), true, false, C::NetworkUnreachable, Ambiguous),
+            (Endpoint::CreateRequest, io_err(io::ErrorKind::BrokenPipe), false, false, C::NetworkUnreachable, Transient),
+            (Endpoint::Show, io_err(io::ErrorKind::UnexpectedEof), true, true, C::NetworkUnreachable, Transient),
+            (Endpoint::Delete, io_err(io::ErrorKind::TimedOut), true, false, C::Timeout, Ambiguous),
+            (Endpoint::Accept, ureq::Error::LargeResponseHeader(70_000, 65_536), true, false, C::UnexpectedResponse, Fatal),
+            (Endpoint::Accept, ureq::Error::BadUri("x".into()), false, false, C::UnexpectedResponse, Fatal),
+        ];
+        for (endpoint, e, complete, answered, code, class) in table {
+            let shown = format!("{e}");
+            let mut body = JsonBody::from_value(&serde_json::json!({"id": "r1"})).unwrap();
+            if complete {
+                let mut sink = Vec::new();
+                body.read_to_end(&mut sink).unwrap();
+            }
+            let err = transport_error(endpoint, e, Some(&body), answered);
+            assert_eq!((err.code(), err.class()), (code, class), "{endpoint} {shown}: {err}");
+        }
     }
 
     #[test]
