@@ -123,7 +123,7 @@ pub struct SandboxOptions {
     pub listen: SocketAddr,
     /// The key clients must send in `x-api-key`.
     pub api_key: ApiKey,
-    /// Where documents and requests are kept across restarts; none: in memory only.
+    /// Where the requests are kept across restarts (documents' portraits never are); none: in memory only.
     pub state_file: Option<PathBuf>,
     /// Behaviour and bounds.
     pub config: SandboxConfig,

@@ -1,10 +1,12 @@
 //! The sandbox's stored state: documents (a normalised portrait crop and the extracted data per document id, never
-//! whole images) and eKYC requests, both capped, optionally persisted to a JSON state file (written atomically:
-//! temp file, fsync, rename; mode 0600). Shared by the sandbox workers behind a mutex.
+//! whole images) and eKYC requests, both capped. Requests are optionally persisted to a JSON state file (written
+//! atomically: temp file, fsync, rename; mode 0600) so an operator's training data survives a restart; documents
+//! are kept in memory only, because a portrait crop is biometric and nothing biometric is written outside the
+//! encrypted queue (a client holding a document id from before a restart gets "no document identification data"
+//! and uploads the document again, as it would after the real service forgot it). Shared by the sandbox workers
+//! behind a mutex.
 
 use super::recognize::Portrait;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
@@ -15,7 +17,7 @@ use std::time::Duration;
 /// Largest state file read at start.
 const MAX_STATE_BYTES: u64 = 64 * 1024 * 1024;
 /// State file format version.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// Why the state could not be loaded or saved.
 #[derive(Debug, thiserror::Error)]
@@ -95,17 +97,8 @@ impl StoredRequest {
 }
 
 #[derive(Serialize, Deserialize)]
-struct DocumentFile {
-    id: String,
-    portrait_b64: String,
-    id_information: Value,
-    face_match: Option<f64>,
-}
-
-#[derive(Serialize, Deserialize)]
 struct StateFile {
     version: u32,
-    documents: Vec<DocumentFile>,
     requests: Vec<StoredRequest>,
 }
 
@@ -147,16 +140,6 @@ impl Store {
         if file.version != VERSION {
             return Err(corrupt(format!("version {} (expected {VERSION})", file.version)));
         }
-        for d in file.documents {
-            let raw = B64.decode(d.portrait_b64.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
-            let portrait = Portrait::from_raw(raw).ok_or_else(|| corrupt("a portrait of the wrong size".into()))?;
-            store.documents.push_back(Document {
-                id: d.id,
-                portrait,
-                id_information: d.id_information,
-                face_match: d.face_match,
-            });
-        }
         store.requests = file.requests;
         Ok(store)
     }
@@ -165,20 +148,7 @@ impl Store {
     pub fn save(&self) -> Result<(), StateError> {
         let Some(path) = &self.path else { return Ok(()) };
         let io = |source| StateError::Io { path: path.clone(), source };
-        let file = StateFile {
-            version: VERSION,
-            documents: self
-                .documents
-                .iter()
-                .map(|d| DocumentFile {
-                    id: d.id.clone(),
-                    portrait_b64: B64.encode(d.portrait.as_raw()),
-                    id_information: d.id_information.clone(),
-                    face_match: d.face_match,
-                })
-                .collect(),
-            requests: self.requests.clone(),
-        };
+        let file = StateFile { version: VERSION, requests: self.requests.clone() };
         let bytes = serde_json::to_vec(&file).map_err(|e| io(std::io::Error::other(e)))?;
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
@@ -343,7 +313,7 @@ mod tests {
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         let t = Store::open(Some(&path), 10, 10).unwrap();
-        assert_eq!(t.document("d1").unwrap().portrait, doc("d1").portrait);
+        assert!(t.document("d1").is_none(), "portraits are biometric: never written to the state file");
         assert_eq!(t.request("r1").unwrap().face_match, Some(0.9));
         assert_eq!(t.contact_taken("A@B.CO", "1"), (true, false));
 
