@@ -589,3 +589,26 @@ fn find_request_looks_through_pending_then_accepted() {
     let nobody = Phone::parse("+44 20 7946 0958").unwrap();
     assert!(api.find_request(&want.email, &nobody).unwrap().is_none());
 }
+
+#[test]
+fn an_answer_that_is_not_http_is_a_broken_exchange() {
+    // Another service on the port, a malformed chunked body, a malformed Content-Length.
+    let answers: [&[u8]; 3] = [
+        b"SSH-2.0-OpenSSH_9.2\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc",
+        b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n{}",
+    ];
+    for raw in answers {
+        let raw = raw.to_vec();
+        let server = Server::start(move |mut s| {
+            if read_request(&mut s).is_ok() {
+                let _ = s.write_all(&raw);
+            }
+        });
+        // The request was complete when the garbage came: it may have been acted on.
+        let err = call(&client(&server), Endpoint::CreateRequest).unwrap_err();
+        assert_eq!((err.code(), err.class()), (ErrorCode::NetworkUnreachable, ErrorClass::Ambiguous), "{err}");
+        let err = call(&client(&server), Endpoint::List).unwrap_err();
+        assert_eq!((err.code(), err.class()), (ErrorCode::NetworkUnreachable, ErrorClass::Transient), "{err}");
+    }
+}
