@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod camera_cmd;
+mod connect;
 mod enroll;
 mod inspect_cmd;
 mod output;
