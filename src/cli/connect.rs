@@ -36,10 +36,7 @@ pub fn connect(loaded: &Loaded) -> Result<Connection, Exit> {
                 eprintln!("error: cannot start the built-in sandbox: {e}");
                 Exit::Fatal
             })?;
-            eprintln!(
-                "note: no api.base_url configured: using the built-in sandbox at {} (set EKYC_API_BASE_URL to use a real API)",
-                sandbox.base_url()
-            );
+            // Sandbox::start_embedded logs that the built-in sandbox is in use, with its address.
             let client = ApiClient::new(&cfg.api, &cfg.face_match, sandbox.base_url(), sandbox.api_key().clone())
                 .map_err(|e| {
                     eprintln!("error: {e}");
