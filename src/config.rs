@@ -136,7 +136,15 @@ pub enum ConfigError {
 
 /// Loads the configuration from the real environment.
 pub fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
-    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("EKYC_")).collect();
+    load_with_overrides(file, &[])
+}
+
+/// Loads the configuration from the real environment, then applies `overrides` as if they were `EKYC_*`
+/// variables set last (command-line flags such as `--camera` use this, so their values are typed and checked the
+/// same way).
+pub fn load_with_overrides(file: Option<&Path>, overrides: &[(String, String)]) -> Result<Loaded, ConfigError> {
+    let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("EKYC_")).collect();
+    env.extend_from_slice(overrides);
     load_with_env(file, &env)
 }
 
@@ -191,7 +199,9 @@ pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Lo
                 .cloned()
                 .unwrap_or_else(|| if file.is_some() { "the config file".into() } else { "the defaults".into() });
             let origin = if origin == "file" { "the config file".into() } else { origin };
-            ConfigError::Value { key, origin, message: e.into_inner().to_string() }
+            // The deserializer appends "in `key`" on a second line; the key is already named.
+            let message = e.into_inner().to_string().lines().next().unwrap_or_default().trim().to_string();
+            ConfigError::Value { key, origin, message }
         })?
     };
     config.api.validate().map_err(ConfigError::Invalid)?;
@@ -218,6 +228,10 @@ impl Config {
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err("storage.data_dir: must not be empty".into());
         }
+        self.sandbox.validate()?;
+        self.camera.validate().map_err(|e| e.to_string())?;
+        self.capture.validate().map_err(|e| e.to_string())?;
+        self.encode.validate().map_err(|e| e.to_string())?;
         self.kiosk.validate()?;
         Ok(())
     }
@@ -543,10 +557,10 @@ mod tests {
             let l = line.trim_start_matches('#').trim();
             if l.starts_with('[') && l.ends_with(']') {
                 section = l.trim_matches(['[', ']']).to_string();
-            } else if let Some((k, _)) = l.split_once(" = ") {
-                if !k.contains(' ') {
-                    documented.push(format!("{section}.{k}"));
-                }
+            } else if let Some((k, _)) = l.split_once(" = ")
+                && !k.contains(' ')
+            {
+                documented.push(format!("{section}.{k}"));
             }
         }
         for key in known_keys() {

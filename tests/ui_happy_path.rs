@@ -19,7 +19,7 @@ fn start_to_result_through_the_screens() {
     // Document front: the live hint from the (demo) check shows over the preview, the manual button takes it.
     assert!(k.shows("Step 1 of 3: the front of your ID card"));
     assert!(k.shows("Camera preview with a card guide"));
-    assert!(k.shows("Bring the card closer to the camera"), "{:?}", k.labels());
+    assert!(k.shows("Tilt the card to avoid glare"), "{:?}", k.labels());
     k.press("Take the photo now");
     assert!(k.shows("Step 2 of 3: the back of your ID card"));
     k.press("Take the photo now");

@@ -28,6 +28,10 @@ fn english_texts_equal_the_rust_tables() {
         assert_eq!(t.invoke_prompt_message(code.as_str().into()), p.message, "{code}");
         assert_ne!(t.invoke_action_label(p.action.as_str().into()), "", "{code}");
     }
+    for h in ekyc_kiosk::capture::Hint::ALL {
+        assert_eq!(t.invoke_hint(h.code().into()), h.text(), "{h:?}");
+    }
+    assert_eq!(t.invoke_hint("no_such_hint".into()), "", "unknown hints show nothing rather than a code");
     // An unknown code (a newer uploader, a corrupt row) still gets a safe prompt.
     assert_eq!(t.invoke_prompt_title("no_such_code".into()), "Something went wrong on our side");
     let errors = [

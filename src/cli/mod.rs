@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod camera_cmd;
+mod connect;
 mod enroll;
+mod inspect_cmd;
 mod kiosk_cmd;
 mod output;
 mod queue_cmd;
@@ -30,6 +32,11 @@ pub struct Cli {
     /// TOML configuration file (see assets/kiosk.example.toml). Environment variables EKYC_* override it.
     #[arg(long, global = true, value_name = "FILE", env = "EKYC_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// Camera source: auto (a camera, else the demo frames), device, demo, or replay:PATH (a folder of frames, an
+    /// image or an MJPEG file). Overrides camera.source.
+    #[arg(long, global = true, value_name = "SOURCE")]
+    pub camera: Option<String>,
 
     /// More log output (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -236,7 +243,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { Exit::Usage.code() } else { 0 });
         }
     };
-    let loaded = match crate::config::load(cli.config.as_deref()) {
+    let overrides: Vec<(String, String)> =
+        cli.camera.iter().map(|c| ("EKYC_CAMERA_SOURCE".to_string(), c.clone())).collect();
+    let loaded = match crate::config::load_with_overrides(cli.config.as_deref(), &overrides) {
         Ok(l) => l,
         Err(e) => {
             init_logger("info", cli.verbose);
@@ -255,7 +264,7 @@ pub fn main() -> ExitCode {
             Exit::Done
         }
         Some(Command::Cameras(out)) => camera_cmd::cameras(&loaded, out),
-        Some(Command::Inspect(args)) => camera_cmd::inspect(&loaded, args),
+        Some(Command::Inspect(args)) => inspect_cmd::inspect(&loaded, args),
         Some(Command::Operator) => kiosk_cmd::operator(&loaded),
         Some(Command::Screenshot(args)) => kiosk_cmd::screenshot(args),
         None => kiosk_cmd::kiosk(&loaded),

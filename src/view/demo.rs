@@ -44,8 +44,8 @@ pub enum DemoOutcome {
 /// The scripted hint and readiness of the demo scene `t` seconds after the camera started.
 pub fn scripted_verdict(mode: CameraMode, t: f32) -> (bool, &'static str) {
     let steps: &[&str] = match mode {
-        CameraMode::Document => &["no_card", "card_too_small", "glare"],
-        CameraMode::Face => &["no_face", "move_closer", "centre_face"],
+        CameraMode::Document => &["fill_frame_with_card", "avoid_glare", "hold_still"],
+        CameraMode::Face => &["look_at_camera", "move_closer", "centre_face"],
     };
     if t >= READY_AFTER {
         return (true, "looks_good");
