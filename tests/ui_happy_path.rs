@@ -3,9 +3,9 @@
 
 mod ui_support;
 
+use ekyc_kiosk::flow::Event;
 use ekyc_kiosk::flow::{FlowConfig, Screen};
 use ekyc_kiosk::view::demo::Call;
-use ekyc_kiosk::flow::Event;
 use std::time::Duration;
 
 #[test]

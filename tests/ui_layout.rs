@@ -14,9 +14,7 @@ fn check(k: &Kiosk, (w, h): (u32, u32), screen: &str) {
         .app()
         .root_element()
         .query_descendants()
-        .match_predicate(|e| {
-            matches!(e.accessible_role(), Some(AccessibleRole::Button | AccessibleRole::TextInput))
-        })
+        .match_predicate(|e| matches!(e.accessible_role(), Some(AccessibleRole::Button | AccessibleRole::TextInput)))
         .find_all();
     assert!(!controls.is_empty(), "{w}x{h} {screen}: no controls");
     for c in controls {
@@ -26,7 +24,10 @@ fn check(k: &Kiosk, (w, h): (u32, u32), screen: &str) {
         let what = format!("{w}x{h} {screen}: {label:?} at {pos:?} size {size:?}");
         assert!(size.width >= 47.5 && size.height >= 47.5, "too small to touch: {what}");
         assert!(
-            pos.x >= -0.5 && pos.y >= -0.5 && pos.x + size.width <= w as f32 + 0.5 && pos.y + size.height <= h as f32 + 0.5,
+            pos.x >= -0.5
+                && pos.y >= -0.5
+                && pos.x + size.width <= w as f32 + 0.5
+                && pos.y + size.height <= h as f32 + 0.5,
             "outside the window: {what}"
         );
     }

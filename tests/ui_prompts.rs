@@ -90,7 +90,9 @@ fn offline_shows_saved_with_the_reference_and_the_status_bar_says_so() {
     submit(&k, "ada@example.org");
     let reference = k.view.state().reference().unwrap().to_string();
     assert!(
-        k.shows("Your application is saved and will be sent as soon as the connection is back. You don't need to wait."),
+        k.shows(
+            "Your application is saved and will be sent as soon as the connection is back. You don't need to wait."
+        ),
         "{:?}",
         k.labels()
     );

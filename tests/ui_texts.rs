@@ -83,10 +83,10 @@ fn french() -> BTreeMap<String, String> {
     for line in po.lines() {
         if let Some(rest) = line.strip_prefix("msgid ") {
             id = Some(unquote(rest));
-        } else if let Some(rest) = line.strip_prefix("msgstr ").or_else(|| line.strip_prefix("msgstr[0] ")) {
-            if let Some(id) = id.take() {
-                map.insert(id, unquote(rest));
-            }
+        } else if let Some(rest) = line.strip_prefix("msgstr ").or_else(|| line.strip_prefix("msgstr[0] "))
+            && let Some(id) = id.take()
+        {
+            map.insert(id, unquote(rest));
         }
     }
     map
@@ -146,10 +146,7 @@ fn operator_console_lists_the_queue_and_retries_and_purges() {
     button("Retry now").invoke_accessible_default_action();
     rows("DEMO-0101")[0].invoke_accessible_default_action();
     button("Purge from this kiosk").invoke_accessible_default_action();
-    assert_eq!(
-        *calls.lock().unwrap(),
-        vec![Call::Retry("DEMO-0100".into()), Call::Purge("DEMO-0101".into())]
-    );
+    assert_eq!(*calls.lock().unwrap(), vec![Call::Retry("DEMO-0100".into()), Call::Purge("DEMO-0101".into())]);
     assert!(rows("DEMO-0101").is_empty(), "purged rows leave the list");
     assert_eq!(rows("DEMO-0100").len(), 1);
 }

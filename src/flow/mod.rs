@@ -128,7 +128,8 @@ pub enum CaptureTarget {
 
 impl CaptureTarget {
     /// Every target, in the order they are taken.
-    pub const ALL: [CaptureTarget; 3] = [CaptureTarget::DocumentFront, CaptureTarget::DocumentBack, CaptureTarget::Face];
+    pub const ALL: [CaptureTarget; 3] =
+        [CaptureTarget::DocumentFront, CaptureTarget::DocumentBack, CaptureTarget::Face];
 
     /// The screen that takes this photo.
     pub fn screen(self) -> Screen {

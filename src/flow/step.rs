@@ -1,8 +1,6 @@
 //! The transition function. Pure: the same state and event always give the same result.
 
-use super::{
-    CaptureTarget, Effect, Event, Field, FlowState, Key, Problem, Screen, Session, Submission, Validity,
-};
+use super::{CaptureTarget, Effect, Event, Field, FlowState, Key, Problem, Screen, Session, Submission, Validity};
 use crate::api::RetryAction;
 
 /// Longest email the keyboard accepts (RFC 5321's path limit; `Email::parse` refuses longer).
@@ -266,12 +264,7 @@ fn back(s: &mut FlowState, fx: &mut Vec<Effect>) {
             go(s, fx, Screen::Face);
         }
         Screen::Contact => go(s, fx, Screen::Review),
-        Screen::Welcome
-        | Screen::Submitting
-        | Screen::Result
-        | Screen::Retry
-        | Screen::Saved
-        | Screen::AskStaff => {}
+        Screen::Welcome | Screen::Submitting | Screen::Result | Screen::Retry | Screen::Saved | Screen::AskStaff => {}
     }
 }
 

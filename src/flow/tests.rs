@@ -293,14 +293,9 @@ fn attempts_are_capped_then_staff_is_asked() {
 #[test]
 fn idle_timeout_warns_counts_down_and_wipes() {
     let config = FlowConfig { idle_timeout: secs(30), idle_countdown: secs(10), ..FlowConfig::default() };
-    for screen in [
-        Screen::Consent,
-        Screen::DocumentFront,
-        Screen::DocumentBack,
-        Screen::Face,
-        Screen::Review,
-        Screen::Contact,
-    ] {
+    for screen in
+        [Screen::Consent, Screen::DocumentFront, Screen::DocumentBack, Screen::Face, Screen::Review, Screen::Contact]
+    {
         let s = at(config, screen);
         let t0 = s.now;
         let (s, _) = step(&s, Event::Tick { now: t0 + secs(29) });
@@ -425,10 +420,7 @@ fn contact_fields_validate_as_typed() {
     let (s, fx) = step(&s, Event::Submit);
     assert_eq!(s.screen, Screen::Contact);
     assert!(fx.is_empty());
-    assert_eq!(
-        s.session.contact.phone_validity(),
-        Validity::Invalid(crate::contact::ContactError::PhoneNoCountryCode)
-    );
+    assert_eq!(s.session.contact.phone_validity(), Validity::Invalid(crate::contact::ContactError::PhoneNoCountryCode));
     assert_eq!(s.session.contact.focus, Field::Phone);
     let s = run(&s, [Event::Key(Key::Clear), typed("+442079460958")]).0;
     assert_eq!(s.session.contact.phone_validity(), Validity::Valid);
@@ -457,10 +449,8 @@ fn face_countdown_starts_on_a_good_frame_and_a_bad_one_cancels_it() {
     let (s, fx) = run(&s, [ready(&s), Event::Tick { now: secs(30) }, Event::ManualCapture]);
     assert!(fx.is_empty());
     // A refused capture says why and lets the countdown start again.
-    let (s, _) = step(
-        &s,
-        Event::CaptureRejected { session: id, target: CaptureTarget::Face, hint: Some("too_dark".into()) },
-    );
+    let (s, _) =
+        step(&s, Event::CaptureRejected { session: id, target: CaptureTarget::Face, hint: Some("too_dark".into()) });
     assert!(!s.session.capture.capturing);
     assert_eq!(s.session.capture.hint.as_deref(), Some("too_dark"));
 }

@@ -93,7 +93,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let cases: [(fn(&mut KioskConfig), &str); 4] = [
+        type Change = fn(&mut KioskConfig);
+        let cases: [(Change, &str); 4] = [
             (|c| c.language = "klingon".into(), "kiosk.language"),
             (|c| c.max_attempts = 0, "kiosk.max_attempts"),
             (|c| c.idle_timeout = Duration::from_secs(1), "kiosk.idle_timeout"),

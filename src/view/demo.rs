@@ -81,7 +81,8 @@ pub fn demo_frame(mode: CameraMode, t: f32, w: u32, h: u32) -> SharedPixelBuffer
                         // A portrait block on the left and lines of "text" on the right.
                         if dx > cw * 0.06 && dx < cw * 0.32 && dy > ch * 0.2 && dy < ch * 0.85 {
                             px = Rgb8Pixel { r: 150, g: 120, b: 100 };
-                        } else if dx > cw * 0.4 && dx < cw * 0.92 && ((dy / ch * 10.0) as u32) % 2 == 1 && dy > ch * 0.2 {
+                        } else if dx > cw * 0.4 && dx < cw * 0.92 && ((dy / ch * 10.0) as u32) % 2 == 1 && dy > ch * 0.2
+                        {
                             px = Rgb8Pixel { r: 60, g: 70, b: 90 };
                         }
                     }
@@ -138,7 +139,14 @@ impl DemoQueue {
             items: vec![
                 row("DEMO-0103", "pending", 40, 0, None, None),
                 row("DEMO-0102", "in_flight", 95, 1, Some(ErrorCode::Timeout), None),
-                row("DEMO-0101", "needs_user", 1800, 2, Some(ErrorCode::FaceMismatch), Some("ada@example.org · +44 20 7946 0958")),
+                row(
+                    "DEMO-0101",
+                    "needs_user",
+                    1800,
+                    2,
+                    Some(ErrorCode::FaceMismatch),
+                    Some("ada@example.org · +44 20 7946 0958"),
+                ),
                 row("DEMO-0100", "failed", 7200, 5, Some(ErrorCode::UnexpectedResponse), None),
             ],
             next: 104,
@@ -288,7 +296,8 @@ impl Services for DemoServices {
                 return;
             }
             let reference = lock(&queue).add();
-            let status = |q: &DemoQueue| KioskStatus { online: Some(outcome != DemoOutcome::Offline), pending: q.pending() };
+            let status =
+                |q: &DemoQueue| KioskStatus { online: Some(outcome != DemoOutcome::Offline), pending: q.pending() };
             mailbox.post_event(Event::Saved { session, reference: reference.clone() });
             mailbox.post_event(Event::Status(status(&lock(&queue))));
             if outcome == DemoOutcome::Offline {

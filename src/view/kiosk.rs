@@ -45,7 +45,12 @@ impl KioskView {
         services: Box<dyn Services>,
         mailbox: Arc<Mailbox>,
     ) -> Rc<KioskView> {
-        let view = Rc::new(KioskView { app, state: RefCell::new(FlowState::new(config)), services: RefCell::new(services), mailbox });
+        let view = Rc::new(KioskView {
+            app,
+            state: RefCell::new(FlowState::new(config)),
+            services: RefCell::new(services),
+            mailbox,
+        });
         view.wire();
         let k = view.app.global::<Kiosk>();
         k.set_demo(view.services.borrow().is_demo());

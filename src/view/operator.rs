@@ -91,7 +91,11 @@ fn row(i: &QueueItem) -> QueueRow {
         age: format_age(i.age).into(),
         attempts: i.attempts.try_into().unwrap_or(i32::MAX),
         last_error: i.last_error.map_or("", |c| c.as_str()).into(),
-        contact: if i.state == "needs_user" { i.contact.clone().unwrap_or_default().into() } else { SharedString::default() },
+        contact: if i.state == "needs_user" {
+            i.contact.clone().unwrap_or_default().into()
+        } else {
+            SharedString::default()
+        },
     }
 }
 
