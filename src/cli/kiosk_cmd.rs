@@ -1,15 +1,15 @@
 //! The window commands: the customer kiosk (no subcommand), the operator console (`operator`) and the headless
 //! gallery (`screenshot`). Runs on the main thread, which becomes Slint's UI thread.
 //!
-//! The camera, the capture checks and the queue are DEMO stand-ins (`crate::view::demo`) until those modules are
-//! wired in; the status bar says so.
+//! The kiosk runs the real camera and checks ([`LiveServices`]); the queue and the uploader are a DEMO stand-in
+//! until they are wired in, and the status bar says so. The operator console shows the DEMO queue.
 
 use super::{Exit, ScreenshotArgs};
 use crate::config::Loaded;
 use crate::view::demo::{DemoOutcome, DemoServices};
 use crate::view::snapshot::{install_headless_platform, render_gallery, save_gallery};
 use crate::view::ui::{AppWindow, Kiosk, OperatorWindow};
-use crate::view::{KioskView, Mailbox, OperatorView, event_loop_wake};
+use crate::view::{KioskView, LiveServices, Mailbox, OperatorView, Services, event_loop_wake};
 use slint::{ComponentHandle, PhysicalSize, TimerMode};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -56,10 +56,20 @@ pub fn kiosk(loaded: &Loaded) -> Exit {
     app.set_frameless(cfg.fullscreen);
     app.global::<Kiosk>().set_hide_cursor(cfg.hide_cursor);
     app.window().set_fullscreen(cfg.fullscreen);
-    log::warn!("DEMO: the camera, the capture checks and the queue are simulated; nothing is checked, saved or sent");
     let mailbox = Mailbox::new(event_loop_wake());
-    let services = DemoServices::new(mailbox.clone(), DemoOutcome::Accept);
-    let view = KioskView::new(app, flow, Box::new(services), mailbox);
+    let c = &loaded.config;
+    let services: Box<dyn Services> =
+        match LiveServices::new(mailbox.clone(), c.camera.clone(), c.capture.clone(), c.encode.clone()) {
+            Ok(live) => {
+                log::warn!("DEMO queue: photos are checked and encoded, but applications are not saved or sent yet");
+                Box::new(live)
+            }
+            Err(e) => {
+                log::error!("{e}; running the DEMO camera and checks instead");
+                Box::new(DemoServices::new(mailbox.clone(), DemoOutcome::Accept))
+            }
+        };
+    let view = KioskView::new(app, flow, services, mailbox);
     view.make_active();
     let start = Instant::now();
     let timer = slint::Timer::default();
