@@ -4,8 +4,9 @@
 //! and the encoded photos stay held in memory until the session is wiped.
 //!
 //! Threads: one "ui-capture" thread owns the camera worker, the checker and the held photos; the UI thread sends it
-//! commands through a bounded channel and never waits for it (except a bounded join at shutdown). Preview frames are
-//! scaled down and mirrored (face) on that thread, so the UI thread only wraps pixels into an image.
+//! commands through a bounded channel and never waits for it (except a bounded join at shutdown). A "ui-preview"
+//! thread scales (and, for the face, mirrors) every new frame and posts it, so the checks never hold the preview
+//! back and the UI thread only wraps pixels into an image.
 
 use super::demo::{DemoOutcome, DemoServices};
 use super::services::{Mailbox, QueueAlerts, QueueItem, Report, ServiceError, Services};
@@ -16,8 +17,9 @@ use crate::encode::{EncodeConfig, UploadJpeg, encode_checked};
 use crate::flow::{CameraMode, CaptureTarget, Event};
 use image::RgbImage;
 use slint::{Rgb8Pixel, SharedPixelBuffer};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -86,6 +88,8 @@ impl LiveServices {
                     auto: AutoCapture::new(capture.auto_frames),
                     encode,
                     active: None,
+                    shown: Arc::new(Mutex::new(None)),
+                    preview: None,
                     last_seq: 0,
                     last_check: None,
                     ready: None,
@@ -188,6 +192,9 @@ struct Worker {
     auto: AutoCapture,
     encode: EncodeConfig,
     active: Option<(CameraMode, u64)>,
+    /// What the preview thread shows (mode and session), `None` while no capture screen is up.
+    shown: Arc<Mutex<Option<(CameraMode, u64)>>>,
+    preview: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     last_seq: u64,
     last_check: Option<Instant>,
     /// A document capture the auto-capture already took, waiting for the flow's capture request.
@@ -219,6 +226,14 @@ impl Worker {
             }
         }
         self.held.clear();
+        self.set_shown(None);
+        if let Some((stop, handle)) = self.preview.take() {
+            stop.store(true, Ordering::SeqCst);
+            // The preview loop checks the flag at least every FRAME_WAIT: the join is bounded.
+            if handle.join().is_err() {
+                log::error!("the preview thread panicked");
+            }
+        }
         if let Some(cam) = self.camera.take()
             && let Err(e) = cam.shutdown(CAMERA_STOP)
         {
@@ -230,6 +245,7 @@ impl Worker {
         match c {
             Command::Start(mode, session) => {
                 self.active = Some((mode, session));
+                self.set_shown(self.active);
                 self.auto.reset();
                 self.ready = None;
                 self.last_check = None;
@@ -237,6 +253,7 @@ impl Worker {
             }
             Command::Stop => {
                 self.active = None;
+                self.set_shown(None);
                 self.auto.reset();
                 self.ready = None;
             }
@@ -244,6 +261,7 @@ impl Worker {
             Command::Drop(target) => self.held.retain(|(t, _)| *t != target),
             Command::Wipe => {
                 self.active = None;
+                self.set_shown(None);
                 self.auto.reset();
                 self.ready = None;
                 self.held.clear();
@@ -259,6 +277,7 @@ impl Worker {
             Ok(cam) => {
                 log::info!("camera open: {}", cam.describe());
                 self.tap = Some(cam.tap());
+                self.start_preview(cam.tap());
                 self.camera = Some(cam);
             }
             Err(e) => log::error!("cannot open the camera: {e}"),
@@ -277,7 +296,39 @@ impl Worker {
         }
     }
 
+    fn set_shown(&self, v: Option<(CameraMode, u64)>) {
+        *self.shown.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+
+    /// The preview runs on its own thread so the checks (tens of milliseconds) never hold a frame back: it scales
+    /// every new frame for display and posts it, tagged with the session on screen.
+    fn start_preview(&mut self, tap: FrameTap) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, shown, mailbox) = (stop.clone(), self.shown.clone(), self.mailbox.clone());
+        let spawned = std::thread::Builder::new().name("ui-preview".into()).spawn(move || {
+            let mut last = 0;
+            while !flag.load(Ordering::SeqCst) {
+                let Ok(frame) = tap.wait_newer(last, FRAME_WAIT) else { continue };
+                last = frame.seq;
+                let on_screen = *shown.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((mode, session)) = on_screen {
+                    mailbox.post_frame(session, pixels(&frame.image, PREVIEW_MAX_W, mode == CameraMode::Face));
+                }
+            }
+        });
+        match spawned {
+            Ok(handle) => self.preview = Some((stop, handle)),
+            Err(e) => log::error!("cannot start the preview thread: {e}"),
+        }
+    }
+
+    /// Runs the checks on the newest frame, at most every [`CHECK_INTERVAL`].
     fn frame(&mut self, mode: CameraMode, session: u64) {
+        let wait = self.last_check.map_or(Duration::ZERO, |t| CHECK_INTERVAL.saturating_sub(t.elapsed()));
+        if !wait.is_zero() || self.ready.is_some() {
+            std::thread::sleep(wait.max(Duration::from_millis(20)).min(FRAME_WAIT));
+            return;
+        }
         let Some(tap) = &self.tap else {
             std::thread::sleep(FRAME_WAIT);
             return;
@@ -290,10 +341,6 @@ impl Worker {
             }
         };
         self.last_seq = frame.seq;
-        self.mailbox.post_frame(session, pixels(&frame.image, PREVIEW_MAX_W, mode == CameraMode::Face));
-        if self.ready.is_some() || self.last_check.is_some_and(|t| t.elapsed() < CHECK_INTERVAL) {
-            return;
-        }
         self.last_check = Some(Instant::now());
         let check = self.check_mode(mode);
         let assessment = self.checker.assess(check, frame.image.clone());
