@@ -56,4 +56,11 @@ impl UploadJpeg {
     pub fn origin(&self) -> Origin {
         self.origin
     }
+
+    /// Test-only: wraps bytes without checks (the queue's unit tests need images before the real constructors
+    /// land).
+    #[cfg(test)]
+    pub(crate) fn for_tests(bytes: Vec<u8>, width: u32, height: u32) -> UploadJpeg {
+        UploadJpeg { bytes, width, height, origin: Origin::OperatorFile }
+    }
 }
