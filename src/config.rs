@@ -216,6 +216,7 @@ impl Config {
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err("storage.data_dir: must not be empty".into());
         }
+        self.sandbox.validate()?;
         Ok(())
     }
 }
@@ -540,10 +541,10 @@ mod tests {
             let l = line.trim_start_matches('#').trim();
             if l.starts_with('[') && l.ends_with(']') {
                 section = l.trim_matches(['[', ']']).to_string();
-            } else if let Some((k, _)) = l.split_once(" = ") {
-                if !k.contains(' ') {
-                    documented.push(format!("{section}.{k}"));
-                }
+            } else if let Some((k, _)) = l.split_once(" = ")
+                && !k.contains(' ')
+            {
+                documented.push(format!("{section}.{k}"));
             }
         }
         for key in known_keys() {

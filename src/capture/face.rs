@@ -124,7 +124,7 @@ impl FaceDetector {
                 FaceBox { x: b.x(), y: b.y(), width: b.width(), height: b.height(), score: f.score() }
             })
             .collect();
-        faces.sort_by(|a, b| b.area().cmp(&a.area()));
+        faces.sort_by_key(|f| std::cmp::Reverse(f.area()));
         faces
     }
 }
