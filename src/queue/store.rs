@@ -635,6 +635,8 @@ fn configure(conn: &Connection, in_memory: bool) -> Result<(), QueueError> {
     if !mode.eq_ignore_ascii_case(want_mode) {
         return Err(QueueError::Pragma { name: "journal_mode", wanted: want_mode.into(), got: mode });
     }
+    // After a checkpoint, truncate a WAL that grew past 8 MiB (one large transaction) back to that size.
+    conn.pragma_update(None, "journal_size_limit", 8 * 1024 * 1024)?;
     for (name, value) in [("synchronous", 2i64), ("secure_delete", 1), ("foreign_keys", 1)] {
         conn.pragma_update(None, name, value)?;
         let got: i64 = conn.pragma_query_value(None, name, |r| r.get(0))?;
@@ -960,9 +962,17 @@ impl Store {
             )));
         }
         if let Some(dir) = &self.dir {
-            let free = free_bytes(dir).map_err(QueueError::io("cannot read free disk space"))?;
-            // Encrypted pages are written twice (WAL, then the database) before a checkpoint.
-            let needed = crypto::sealed_len(bytes).saturating_mul(2) + self.cfg.disk_headroom_bytes;
+            // Pages freed by deletions inside the database are reused before the file grows.
+            let reusable: i64 = self.conn.query_row(
+                "SELECT (SELECT freelist_count FROM pragma_freelist_count) * (SELECT page_size FROM pragma_page_size)",
+                [],
+                |r| r.get(0),
+            )?;
+            let free = free_bytes(dir).map_err(QueueError::io("cannot read free disk space"))? + reusable.max(0) as u64;
+            // The new pages go to the WAL, then a checkpoint copies them (and whatever the WAL already holds) into
+            // the main file: keep room for both, plus the headroom that lets purges and checkpoints still run.
+            let wal = std::fs::metadata(dir.join(format!("{DB_FILE}-wal"))).map(|m| m.len()).unwrap_or(0);
+            let needed = crypto::sealed_len(bytes).saturating_mul(2) + wal + self.cfg.disk_headroom_bytes;
             if free < needed {
                 return Err(QueueError::DiskFull { free, needed });
             }
@@ -1889,5 +1899,74 @@ mod tests {
         scan("done");
         let wal = std::fs::metadata(dir.path().join("queue.db-wal")).map(|m| m.len()).unwrap_or(0);
         assert_eq!(wal, 0, "the WAL is truncated after the images are deleted");
+    }
+
+    /// Mounts a 2 MiB tmpfs (CI runs as root); `None`, with a printed reason, when mounting is refused.
+    struct Tmpfs(tempfile::TempDir);
+
+    impl Tmpfs {
+        fn mount() -> Option<Tmpfs> {
+            let dir = tempfile::tempdir().unwrap();
+            let out = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+                .arg(dir.path())
+                .output();
+            match out {
+                Ok(o) if o.status.success() => Some(Tmpfs(dir)),
+                Ok(o) => {
+                    eprintln!(
+                        "SKIPPED: cannot mount a tmpfs for the disk-full test: {}",
+                        String::from_utf8_lossy(&o.stderr)
+                    );
+                    None
+                }
+                Err(e) => {
+                    eprintln!("SKIPPED: cannot run mount for the disk-full test: {e}");
+                    None
+                }
+            }
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+        }
+    }
+
+    #[test]
+    fn a_full_disk_refuses_cleanly_and_purges_still_work() {
+        // headroom 0: SQLite itself hits ENOSPC; a headroom: the free-space check refuses first.
+        for headroom in [0u64, 512 * 1024] {
+            let Some(fs) = Tmpfs::mount() else { return };
+            let cfg = QueueConfig { disk_headroom_bytes: headroom, ..QueueConfig::default() };
+            let mut s = Store::open(fs.0.path(), &cfg, CAP).unwrap();
+            let mut saved = Vec::new();
+            let err = loop {
+                match s.enqueue(&new(saved.len() as u8)) {
+                    Ok(e) => saved.push(e),
+                    Err(e) => break e,
+                }
+                assert!(saved.len() < 20, "a 2 MiB disk cannot hold 20 applications");
+            };
+            assert!(matches!(err, QueueError::DiskFull { .. }), "headroom {headroom}: {err}");
+            assert!(err.to_string().contains("nothing was saved"));
+            // No half-written record: exactly the acknowledged ones, each complete and readable.
+            assert_eq!(s.list().unwrap().len(), saved.len(), "headroom {headroom}");
+            let images: i64 = s.conn().query_row("SELECT count(*) FROM image", [], |r| r.get(0)).unwrap();
+            assert_eq!(images as usize, saved.len() * 3);
+            assert_eq!(s.integrity_check().unwrap(), "ok");
+            if headroom > 0 {
+                // The reserve lets an operator purge, and then a new application fits.
+                assert!(!saved.is_empty());
+                s.purge(&saved[0].reference, PurgeReason::Operator).unwrap();
+                s.enqueue(&new(99)).unwrap();
+                assert_eq!(s.integrity_check().unwrap(), "ok");
+            }
+            drop(s);
+            // And it opens again after the disk-full episode.
+            let s = Store::open(fs.0.path(), &cfg, CAP).unwrap();
+            assert_eq!(s.integrity_check().unwrap(), "ok");
+        }
     }
 }
