@@ -855,7 +855,10 @@ impl Store {
     fn recover(&mut self) -> Result<(), QueueError> {
         let now = now_ms();
         let n = self.conn.execute(
-            "UPDATE step SET state = 'pending', lease_until_ms = NULL, next_attempt_ms = ?1 WHERE state = 'in_flight'",
+            // The send may have reached the server before the crash: count it as unanswered (ambiguous), so a 409 on
+            // request creation is checked against the server's list instead of bothering the customer.
+            "UPDATE step SET state = 'pending', lease_until_ms = NULL, next_attempt_ms = ?1, ambiguous = ambiguous + 1
+             WHERE state = 'in_flight'",
             [now],
         )?;
         self.conn.execute("UPDATE enrollment SET state = 'pending' WHERE state = 'in_flight'", [])?;
@@ -1790,7 +1793,7 @@ mod tests {
         assert!(!s.open_report().key_created);
         assert_eq!(s.open_report().leases_recovered, 1);
         let l = lease(&mut s);
-        assert_eq!((l.enrollment_id, l.kind, l.attempt), (a.id, StepKind::Document, 2));
+        assert_eq!((l.enrollment_id, l.kind, l.attempt, l.ambiguous_before), (a.id, StepKind::Document, 2, 1));
         match s.lease_next().unwrap() {
             Err(Some(d)) => assert!(d <= CAP, "re-based to at most the cap: {d:?}"),
             other => panic!("{other:?}"),
