@@ -134,7 +134,15 @@ pub enum ConfigError {
 
 /// Loads the configuration from the real environment.
 pub fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
-    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("EKYC_")).collect();
+    load_with_overrides(file, &[])
+}
+
+/// Loads the configuration from the real environment, then applies `overrides` as if they were `EKYC_*`
+/// variables set last (command-line flags such as `--camera` use this, so their values are typed and checked the
+/// same way).
+pub fn load_with_overrides(file: Option<&Path>, overrides: &[(String, String)]) -> Result<Loaded, ConfigError> {
+    let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("EKYC_")).collect();
+    env.extend_from_slice(overrides);
     load_with_env(file, &env)
 }
 
@@ -217,6 +225,7 @@ impl Config {
             return Err("storage.data_dir: must not be empty".into());
         }
         self.sandbox.validate()?;
+        self.camera.validate().map_err(|e| e.to_string())?;
         Ok(())
     }
 }

@@ -3,9 +3,23 @@
 //! main thread in the CLI); the client holds one agent and is `Send + Sync`.
 //!
 //! Contract: `../shared/api/lapis-ekyc-contract.md`, decisions in its section 7.
+//!
+//! One file per concept: `client` (the agent, deadlines, the exchange), `body` (streamed base64 JSON bodies),
+//! `wire` (what goes over the wire, parsed defensively), `error` (the typed error, its routing and classes),
+//! `endpoint` (the endpoints), `codes` (stable codes and the prompt table), `config` (the `[api]` section).
 
+mod body;
+mod client;
 mod codes;
 mod config;
+mod endpoint;
+mod error;
+mod wire;
 
+pub use body::{ImageBody, MAX_BASE64_LEN, base64_len};
+pub use client::ApiClient;
 pub use codes::{ErrorClass, ErrorCode, Prompt, RetryAction};
 pub use config::{ApiConfig, ApiFields, ApiPaths, FaceMatchConfig, PhoneFormat, is_loopback};
+pub use endpoint::Endpoint;
+pub use error::{ApiError, MAX_RETRY_AFTER};
+pub use wire::{DocumentResult, DocumentUpload, FaceResult, KycRequest, LivenessResult, NewRequest};

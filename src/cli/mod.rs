@@ -30,6 +30,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "EKYC_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// Camera source: auto (a camera, else the demo frames), device, demo, or replay:PATH (a folder of frames, an
+    /// image or an MJPEG file). Overrides camera.source.
+    #[arg(long, global = true, value_name = "SOURCE")]
+    pub camera: Option<String>,
+
     /// More log output (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -211,7 +216,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { Exit::Usage.code() } else { 0 });
         }
     };
-    let loaded = match crate::config::load(cli.config.as_deref()) {
+    let overrides: Vec<(String, String)> =
+        cli.camera.iter().map(|c| ("EKYC_CAMERA_SOURCE".to_string(), c.clone())).collect();
+    let loaded = match crate::config::load_with_overrides(cli.config.as_deref(), &overrides) {
         Ok(l) => l,
         Err(e) => {
             init_logger("info", cli.verbose);
