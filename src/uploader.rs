@@ -445,6 +445,48 @@ impl<R: Read> Read for StopReader<R> {
     }
 }
 
+/// Reduces an API error to what the retry policy needs.
+fn failure_of(e: &crate::api::ApiError) -> SendFailure {
+    SendFailure {
+        code: e.code(),
+        class: e.class(),
+        http_status: e.http_status(),
+        retry_after: e.retry_after(),
+        ambiguous: e.is_ambiguous(),
+        message: e.to_string(),
+    }
+}
+
+fn body(src: ImageSource) -> crate::api::ImageBody<'static> {
+    crate::api::ImageBody::from_reader(src.reader, src.len)
+}
+
+impl Transport for crate::api::ApiClient {
+    fn upload_document(
+        &self,
+        front: ImageSource,
+        back: Option<ImageSource>,
+        side: Option<ImageSource>,
+    ) -> Result<String, SendFailure> {
+        let doc = crate::api::DocumentUpload { front: body(front), back: back.map(body), side: side.map(body) };
+        crate::api::ApiClient::upload_document(self, doc).map(|r| r.document_id).map_err(|e| failure_of(&e))
+    }
+
+    fn match_face(&self, document_id: &str, face: ImageSource) -> Result<f64, SendFailure> {
+        crate::api::ApiClient::match_face(self, document_id, body(face)).map(|r| r.score).map_err(|e| failure_of(&e))
+    }
+
+    fn create_request(&self, email: &Email, phone: &Phone, document_id: &str) -> Result<(), SendFailure> {
+        let req =
+            crate::api::NewRequest { email: email.clone(), phone: phone.clone(), document_id: document_id.to_string() };
+        crate::api::ApiClient::create_request(self, &req).map_err(|e| failure_of(&e))
+    }
+
+    fn request_exists(&self, email: &Email, phone: &Phone) -> Result<bool, SendFailure> {
+        self.find_request(email, phone).map(|r| r.is_some()).map_err(|e| failure_of(&e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
