@@ -226,6 +226,8 @@ impl Config {
         }
         self.sandbox.validate()?;
         self.camera.validate().map_err(|e| e.to_string())?;
+        self.capture.validate().map_err(|e| e.to_string())?;
+        self.encode.validate().map_err(|e| e.to_string())?;
         Ok(())
     }
 }

@@ -126,12 +126,17 @@ pub enum Decision {
     CheckExisting,
 }
 
-/// Decides what a failure of `step` (attempt number `attempt`, `ambiguous_before` earlier unanswered sends) means.
-/// Pure: `jitter` in `[0, 1)` is passed in.
+/// How many times an enrollment's document is uploaded again after the server lost its session; beyond that the
+/// session is not expiring but refused, and a person must look.
+pub const MAX_DOCUMENT_RESTARTS: u32 = 1;
+
+/// Decides what a failure of `step` (attempt number `attempt`, `ambiguous_before` earlier unanswered sends,
+/// `document_restarts` earlier re-uploads of the document) means. Pure: `jitter` in `[0, 1)` is passed in.
 pub fn decide(
     step: StepKind,
     attempt: u32,
     ambiguous_before: u32,
+    document_restarts: u32,
     f: &SendFailure,
     backoff: &Backoff,
     jitter: f64,
@@ -142,7 +147,9 @@ pub fn decide(
         // Re-encoding at a smaller budget needs the encoder's reencode_smaller, not available yet: an operator or
         // the customer must retake.
         ErrorCode::PayloadTooLarge => return Decision::Record(Outcome::NeedsUser { code, http_status }),
-        ErrorCode::DocumentSessionNotFound if step != StepKind::Document => {
+        ErrorCode::DocumentSessionNotFound
+            if step != StepKind::Document && document_restarts < MAX_DOCUMENT_RESTARTS =>
+        {
             return Decision::Record(Outcome::RestartDocument { code, http_status });
         }
         ErrorCode::ContactAlreadyUsed if step == StepKind::Request && ambiguous_before > 0 => {
@@ -300,7 +307,15 @@ impl Worker {
             Ok(outcome) => outcome,
             Err(f) => {
                 let jitter = self.rng.f64();
-                match decide(lease.kind, lease.attempt, lease.ambiguous_before, &f, &self.backoff, jitter) {
+                match decide(
+                    lease.kind,
+                    lease.attempt,
+                    lease.ambiguous_before,
+                    lease.document_restarts,
+                    &f,
+                    &self.backoff,
+                    jitter,
+                ) {
                     Decision::Record(o) => o,
                     Decision::PauseForKey => {
                         log::error!(
@@ -313,7 +328,8 @@ impl Worker {
                                 log::error!("cannot record the key alert: {e}");
                             }
                         }
-                        self.complete(&lease, Outcome::Release { delay: self.probe });
+                        let pause = Outcome::Pause { code: f.code, http_status: f.http_status, delay: self.probe };
+                        self.complete(&lease, pause);
                         self.sleep(self.probe, false);
                         return;
                     }
@@ -345,7 +361,7 @@ impl Worker {
             Outcome::RestartDocument { .. } => {
                 log::warn!("{}: the server lost the document session; uploading the document again", lease.reference)
             }
-            Outcome::Release { .. } => {}
+            Outcome::Release { .. } | Outcome::Pause { .. } => {}
         }
         self.complete(&lease, outcome);
     }
@@ -504,7 +520,8 @@ mod tests {
         let retry = |code, st, d: u64, amb| {
             Decision::Record(Outcome::Retry { code, http_status: st, delay: Duration::from_secs(d), ambiguous: amb })
         };
-        // (step, attempt, ambiguous_before, failure, expected) with jitter 1.0 (the nominal delay).
+        // (step, attempt, ambiguous_before, failure, expected) with jitter 1.0 (the nominal delay), no document
+        // restarts yet.
         let table: Vec<(StepKind, u32, u32, SendFailure, Decision)> = vec![
             (Document, 1, 0, failure(InvalidApiKey, Fatal, Some(401), false), Decision::PauseForKey),
             (Request, 3, 0, failure(InvalidApiKey, Fatal, Some(401), false), Decision::PauseForKey),
@@ -562,14 +579,20 @@ mod tests {
             ),
         ];
         for (step, attempt, amb, f, want) in table {
-            assert_eq!(decide(step, attempt, amb, &f, &b, 1.0), want, "{step:?} attempt {attempt} {f:?}");
+            assert_eq!(decide(step, attempt, amb, 0, &f, &b, 1.0), want, "{step:?} attempt {attempt} {f:?}");
         }
+        // A session lost again right after a fresh upload is not an expiry: a person must look.
+        let lost = failure(DocumentSessionNotFound, CustomerMustAct, Some(400), false);
+        assert_eq!(
+            decide(Face, 1, 0, MAX_DOCUMENT_RESTARTS, &lost, &b, 1.0),
+            Decision::Record(Outcome::NeedsUser { code: DocumentSessionNotFound, http_status: Some(400) })
+        );
         // Retry-After is honoured and capped.
         let mut f = failure(ServerError, Transient, Some(429), false);
         f.retry_after = Some(Duration::from_secs(120));
-        assert_eq!(decide(Document, 1, 0, &f, &b, 0.0), retry(ServerError, Some(429), 120, false));
+        assert_eq!(decide(Document, 1, 0, 0, &f, &b, 0.0), retry(ServerError, Some(429), 120, false));
         f.retry_after = Some(Duration::from_secs(86_400));
-        assert_eq!(decide(Document, 1, 0, &f, &b, 0.0), retry(ServerError, Some(429), 900, false));
+        assert_eq!(decide(Document, 1, 0, 0, &f, &b, 0.0), retry(ServerError, Some(429), 900, false));
     }
 
     use crate::contact::{Email, Phone};

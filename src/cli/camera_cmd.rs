@@ -1,8 +1,7 @@
-//! `cameras` (the devices found and the replay and demo sources) and `inspect` (filled in by the capture issue).
-//! Main thread.
+//! `cameras`: the devices found and the replay and demo sources (`inspect` is in `inspect_cmd.rs`). Main thread.
 
 use super::output::print_json;
-use super::{Exit, InspectArgs, JsonFlag};
+use super::{Exit, JsonFlag};
 use crate::camera::{self, CameraError, Planned, SourceSetting};
 use crate::config::Loaded;
 use serde_json::json;
@@ -85,10 +84,4 @@ pub fn cameras(loaded: &Loaded, out: JsonFlag) -> Exit {
         println!("camera.source = {:?} selects: {selected}", String::from(config.source.clone()));
     }
     if ok { Exit::Done } else { Exit::Fatal }
-}
-
-/// `inspect`.
-pub fn inspect(_loaded: &Loaded, _args: InspectArgs) -> Exit {
-    eprintln!("error: inspect is not built yet");
-    Exit::Fatal
 }

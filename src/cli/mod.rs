@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod camera_cmd;
+mod connect;
 mod enroll;
+mod inspect_cmd;
 mod output;
 mod queue_cmd;
 mod requests;
@@ -237,7 +239,7 @@ pub fn main() -> ExitCode {
             Exit::Done
         }
         Some(Command::Cameras(out)) => camera_cmd::cameras(&loaded, out),
-        Some(Command::Inspect(args)) => camera_cmd::inspect(&loaded, args),
+        Some(Command::Inspect(args)) => inspect_cmd::inspect(&loaded, args),
         None => {
             eprintln!(
                 "the touchscreen kiosk arrives with the UI issue; for now run a command, e.g. `ekyc-kiosk enroll --help`"

@@ -37,7 +37,6 @@ impl From<Exit> for ExitCode {
 }
 
 /// Prints a JSON value as one line on stdout.
-#[allow(dead_code)] // used by enroll and requests, which land with the API client
 pub fn print_json(v: &serde_json::Value) {
     println!("{v}");
 }

@@ -20,7 +20,7 @@ pub const DB_FILE: &str = "queue.db";
 /// The directory (inside the data directory) corrupt databases are moved to.
 pub const QUARANTINE_DIR: &str = "quarantine";
 /// Page size of a new database.
-pub const PAGE_SIZE: i64 = 65536;
+pub const PAGE_SIZE: i64 = 16384;
 const KEY_CHECK: &[u8] = b"ekyc-kiosk queue key check v1";
 
 /// Why a queue operation failed. Messages are lower-case and never contain contact details or image bytes.
@@ -291,6 +291,8 @@ pub struct Lease {
     pub ambiguous_before: u32,
     /// The document id from the document step, for face, liveness and request.
     pub document_id: Option<String>,
+    /// How many times the server already lost this enrollment's document session (and it was uploaded again).
+    pub document_restarts: u32,
     /// Applicant's email (request step only).
     pub email: Option<Email>,
     /// Applicant's phone (request step only).
@@ -320,9 +322,19 @@ pub enum Outcome {
         /// The body was sent but no answer came.
         ambiguous: bool,
     },
-    /// Give the lease back without counting an attempt (sending is paused, or the retry budget is spent).
+    /// Give the lease back without counting an attempt (the retry budget is spent).
     Release {
         /// How long to wait.
+        delay: Duration,
+    },
+    /// Sending is paused for everyone (the API rejected the key): give the lease back without counting an
+    /// attempt, record why, and report it.
+    Pause {
+        /// The error.
+        code: ErrorCode,
+        /// HTTP status.
+        http_status: Option<u16>,
+        /// How long until the next try.
         delay: Duration,
     },
     /// The customer or an operator must act.
@@ -410,6 +422,19 @@ pub enum Event {
     },
     /// The customer or an operator must act.
     NeedsUser {
+        /// Queue id.
+        id: i64,
+        /// Reference code.
+        reference: String,
+        /// Which step.
+        step: StepKind,
+        /// The error.
+        code: ErrorCode,
+        /// HTTP status.
+        http_status: Option<u16>,
+    },
+    /// Sending is paused for every application (the API rejected the key); this one stays queued.
+    Paused {
         /// Queue id.
         id: i64,
         /// Reference code.
@@ -1040,10 +1065,12 @@ impl Store {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?;
         let kind = StepKind::parse(&kind);
-        let (reference, email, phone, document_id): (String, String, String, Option<String>) =
-            tx.query_row("SELECT reference, email, phone, document_id FROM enrollment WHERE id = ?1", [eid], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
+        let (reference, email, phone, document_id, document_restarts): (String, String, String, Option<String>, u32) =
+            tx.query_row(
+                "SELECT reference, email, phone, document_id, document_restarts FROM enrollment WHERE id = ?1",
+                [eid],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
         let images: Vec<ImageRef> = {
             let mut st = tx.prepare(
                 "SELECT i.id, i.role, i.plain_len FROM image i WHERE i.step_id = ?1
@@ -1074,6 +1101,7 @@ impl Store {
             attempt: attempts,
             ambiguous_before: ambiguous,
             document_id,
+            document_restarts,
             email,
             phone,
             images,
@@ -1207,7 +1235,17 @@ impl Store {
                     ambiguous: *ambiguous,
                 });
             }
-            Outcome::Release { delay } => {
+            Outcome::Release { delay } | Outcome::Pause { delay, .. } => {
+                if let Outcome::Pause { code, http_status, .. } = outcome {
+                    set_err(code, *http_status)?;
+                    events.push(Event::Paused {
+                        id: eid,
+                        reference: reference.clone(),
+                        step,
+                        code: *code,
+                        http_status: *http_status,
+                    });
+                }
                 tx.execute(
                     "UPDATE step SET state = 'pending', lease_until_ms = NULL, next_attempt_ms = ?2,
                      attempts = max(attempts - 1, 0) WHERE id = ?1",
@@ -1243,7 +1281,8 @@ impl Store {
                     params![eid, now],
                 )?;
                 tx.execute(
-                    "UPDATE enrollment SET state = 'pending', document_id = NULL, face_score = NULL WHERE id = ?1",
+                    "UPDATE enrollment SET state = 'pending', document_id = NULL, face_score = NULL,
+                     document_restarts = document_restarts + 1 WHERE id = ?1",
                     [eid],
                 )?;
                 let doc: i64 =

@@ -17,7 +17,8 @@ CREATE TABLE enrollment (
     last_error_code TEXT,
     last_error_step TEXT,
     last_http_status INTEGER,
-    image_bytes     INTEGER NOT NULL DEFAULT 0  -- plaintext bytes of images still stored
+    image_bytes     INTEGER NOT NULL DEFAULT 0, -- plaintext bytes of images still stored
+    document_restarts INTEGER NOT NULL DEFAULT 0 -- times the server lost the document session
 );
 
 CREATE TABLE step (
