@@ -124,28 +124,52 @@ pub enum Decision {
     PauseForKey,
     /// A 409 after an ambiguous attempt: check whether our earlier send created the request.
     CheckExisting,
+    /// A 413: re-encode the step's images smaller and send again.
+    Reencode,
 }
 
 /// How many times an enrollment's document is uploaded again after the server lost its session; beyond that the
 /// session is not expiring but refused, and a person must look.
 pub const MAX_DOCUMENT_RESTARTS: u32 = 1;
 
-/// Decides what a failure of `step` (attempt number `attempt`, `ambiguous_before` earlier unanswered sends,
-/// `document_restarts` earlier re-uploads of the document) means. Pure: `jitter` in `[0, 1)` is passed in.
-pub fn decide(
-    step: StepKind,
-    attempt: u32,
-    ambiguous_before: u32,
-    document_restarts: u32,
-    f: &SendFailure,
-    backoff: &Backoff,
-    jitter: f64,
-) -> Decision {
+/// What [`decide`] knows about the attempt that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Attempt {
+    /// Which step.
+    pub step: StepKind,
+    /// This attempt's number (1 = first).
+    pub number: u32,
+    /// Earlier sends of this step that got no answer.
+    pub ambiguous_before: u32,
+    /// Earlier re-uploads of the document after the server lost its session.
+    pub document_restarts: u32,
+    /// The step's images were already re-encoded smaller after a 413.
+    pub reencoded: bool,
+}
+
+impl From<&Lease> for Attempt {
+    fn from(l: &Lease) -> Attempt {
+        Attempt {
+            step: l.kind,
+            number: l.attempt,
+            ambiguous_before: l.ambiguous_before,
+            document_restarts: l.document_restarts,
+            reencoded: l.reencoded,
+        }
+    }
+}
+
+/// Decides what a failure means. Pure: `jitter` in `[0, 1)` is passed in.
+pub fn decide(a: Attempt, f: &SendFailure, backoff: &Backoff, jitter: f64) -> Decision {
+    let (step, attempt, ambiguous_before, document_restarts) =
+        (a.step, a.number, a.ambiguous_before, a.document_restarts);
     let (code, http_status) = (f.code, f.http_status);
     match code {
         ErrorCode::InvalidApiKey => return Decision::PauseForKey,
-        // Re-encoding at a smaller budget needs the encoder's reencode_smaller, not available yet: an operator or
-        // the customer must retake.
+        // The server's limit is lower than ours: re-encode smaller, once; after that a person must look.
+        ErrorCode::PayloadTooLarge if !a.reencoded && matches!(step, StepKind::Document | StepKind::Face) => {
+            return Decision::Reencode;
+        }
         ErrorCode::PayloadTooLarge => return Decision::Record(Outcome::NeedsUser { code, http_status }),
         ErrorCode::DocumentSessionNotFound
             if step != StepKind::Document && document_restarts < MAX_DOCUMENT_RESTARTS =>
@@ -307,15 +331,7 @@ impl Worker {
             Ok(outcome) => outcome,
             Err(f) => {
                 let jitter = self.rng.f64();
-                match decide(
-                    lease.kind,
-                    lease.attempt,
-                    lease.ambiguous_before,
-                    lease.document_restarts,
-                    &f,
-                    &self.backoff,
-                    jitter,
-                ) {
+                match decide(Attempt::from(&lease), &f, &self.backoff, jitter) {
                     Decision::Record(o) => o,
                     Decision::PauseForKey => {
                         log::error!(
@@ -334,6 +350,7 @@ impl Worker {
                         return;
                     }
                     Decision::CheckExisting => self.check_existing(&lease, &f),
+                    Decision::Reencode => self.reencode(&lease, &f),
                 }
             }
         };
@@ -382,6 +399,45 @@ impl Worker {
                 delay: self.backoff.delay(lease.attempt, g.retry_after, 0.5),
                 ambiguous: false,
             },
+        }
+    }
+
+    /// Re-encodes every image of the step at half its size (at most once per step), then sends again at once.
+    fn reencode(&self, lease: &Lease, f: &SendFailure) -> Outcome {
+        let needs_user = Outcome::NeedsUser { code: f.code, http_status: f.http_status };
+        let mut smaller = Vec::new();
+        for img in &lease.images {
+            let mut bytes = Vec::new();
+            if let Err(e) = self.queue.image_reader(img.id, img.len).read_to_end(&mut bytes) {
+                log::error!("{}: cannot read an image back to re-encode it: {e}", lease.reference);
+                return needs_user;
+            }
+            let budget = (bytes.len() / 2).max(10_000);
+            // Stored bytes are a JPEG that passed the checks when it was saved; rebuild the type, then shrink it.
+            let again = crate::encode::UploadJpeg::from_operator_bytes(&bytes, &crate::encode::EncodeConfig::default())
+                .and_then(|j| crate::encode::reencode_smaller(&j, budget));
+            bytes.iter_mut().for_each(|b| *b = 0);
+            match again {
+                Ok(j) => smaller.push((img.role, j)),
+                Err(e) => {
+                    log::warn!("{}: cannot re-encode an image smaller: {e}", lease.reference);
+                    return needs_user;
+                }
+            }
+        }
+        match self.queue.replace_images(lease.step_id, smaller) {
+            Ok(()) => {
+                log::info!(
+                    "{} {}: images re-encoded smaller after a 413; sending again",
+                    lease.reference,
+                    lease.kind.as_str()
+                );
+                Outcome::Retry { code: f.code, http_status: f.http_status, delay: Duration::ZERO, ambiguous: false }
+            }
+            Err(e) => {
+                log::error!("{}: cannot store the re-encoded images: {e}", lease.reference);
+                needs_user
+            }
         }
     }
 
@@ -563,8 +619,9 @@ mod tests {
                 Decision::Record(Outcome::NeedsUser { code: ContactAlreadyUsed, http_status: Some(409) }),
             ),
             (Request, 2, 1, failure(ContactAlreadyUsed, CustomerMustAct, Some(409), false), Decision::CheckExisting),
+            (Document, 1, 0, failure(PayloadTooLarge, CustomerMustAct, Some(413), false), Decision::Reencode),
             (
-                Document,
+                Request,
                 1,
                 0,
                 failure(PayloadTooLarge, CustomerMustAct, Some(413), false),
@@ -579,20 +636,32 @@ mod tests {
             ),
         ];
         for (step, attempt, amb, f, want) in table {
-            assert_eq!(decide(step, attempt, amb, 0, &f, &b, 1.0), want, "{step:?} attempt {attempt} {f:?}");
+            let a = Attempt { step, number: attempt, ambiguous_before: amb, ..Attempt::default() };
+            assert_eq!(decide(a, &f, &b, 1.0), want, "{step:?} attempt {attempt} {f:?}");
         }
         // A session lost again right after a fresh upload is not an expiry: a person must look.
         let lost = failure(DocumentSessionNotFound, CustomerMustAct, Some(400), false);
+        let a = Attempt { step: Face, number: 1, document_restarts: MAX_DOCUMENT_RESTARTS, ..Attempt::default() };
         assert_eq!(
-            decide(Face, 1, 0, MAX_DOCUMENT_RESTARTS, &lost, &b, 1.0),
+            decide(a, &lost, &b, 1.0),
             Decision::Record(Outcome::NeedsUser { code: DocumentSessionNotFound, http_status: Some(400) })
+        );
+        // A 413 re-encodes once, then needs a person.
+        let big = failure(PayloadTooLarge, CustomerMustAct, Some(413), false);
+        let a = Attempt { step: Document, number: 1, ..Attempt::default() };
+        assert_eq!(decide(a, &big, &b, 1.0), Decision::Reencode);
+        let a = Attempt { reencoded: true, ..a };
+        assert_eq!(
+            decide(a, &big, &b, 1.0),
+            Decision::Record(Outcome::NeedsUser { code: PayloadTooLarge, http_status: Some(413) })
         );
         // Retry-After is honoured and capped.
         let mut f = failure(ServerError, Transient, Some(429), false);
         f.retry_after = Some(Duration::from_secs(120));
-        assert_eq!(decide(Document, 1, 0, 0, &f, &b, 0.0), retry(ServerError, Some(429), 120, false));
+        let first = Attempt { step: Document, number: 1, ..Attempt::default() };
+        assert_eq!(decide(first, &f, &b, 0.0), retry(ServerError, Some(429), 120, false));
         f.retry_after = Some(Duration::from_secs(86_400));
-        assert_eq!(decide(Document, 1, 0, 0, &f, &b, 0.0), retry(ServerError, Some(429), 900, false));
+        assert_eq!(decide(first, &f, &b, 0.0), retry(ServerError, Some(429), 900, false));
     }
 
     use crate::contact::{Email, Phone};
@@ -609,6 +678,8 @@ mod tests {
         face: VecDeque<SendFailure>,
         request: VecDeque<SendFailure>,
         exists: bool,
+        /// Document uploads whose images sum to more than this get a 413.
+        document_limit: Option<usize>,
         calls: Vec<(&'static str, Instant)>,
         bytes: Vec<Vec<u8>>,
     }
@@ -634,8 +705,12 @@ mod tests {
             let b = back.map(drain);
             let mut s = self.0.lock().unwrap();
             s.calls.push(("document", Instant::now()));
+            let total = f.len() + b.as_ref().map_or(0, Vec::len);
             s.bytes.push(f);
             s.bytes.extend(b);
+            if s.document_limit.is_some_and(|l| total > l) {
+                return Err(failure(ErrorCode::PayloadTooLarge, ErrorClass::CustomerMustAct, Some(413), false));
+            }
             match s.document.pop_front() {
                 Some(e) => Err(e),
                 None => Ok(format!("doc-{}", s.calls.len())),
@@ -827,5 +902,48 @@ mod tests {
         // 5 first attempts + 3 burst + about 10 refills in one second.
         assert!((8..=20).contains(&calls), "{calls} calls in one second");
         q.shutdown();
+    }
+
+    #[test]
+    fn a_413_re_encodes_once_then_needs_a_person() {
+        let demo = |n: &str| {
+            let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo").join(n);
+            UploadJpeg::for_tests(std::fs::read(p).unwrap(), 1, 1)
+        };
+        // (limit on the document's bytes, expected outcome)
+        for (limit, done) in [(200_000usize, true), (1_000, false)] {
+            let fake = Fake::default();
+            fake.0.lock().unwrap().document_limit = Some(limit);
+            let (q, up) = setup(&fake, &cfg());
+            let events = q.subscribe().unwrap();
+            let (front, back) = (demo("id-front.jpg"), demo("id-back.jpg"));
+            let original = front.bytes().len() + back.bytes().len();
+            let e = q
+                .enqueue(NewEnrollment {
+                    email: Email::parse("big@example.com").unwrap(),
+                    phone: Phone::parse("+33612340000").unwrap(),
+                    front,
+                    back: Some(back),
+                    side: None,
+                    face: demo("face.jpg"),
+                })
+                .unwrap();
+            let ev = wait_for(&events, |e| matches!(e, Event::Done { .. } | Event::NeedsUser { .. }));
+            let s = fake.0.lock().unwrap();
+            let docs: Vec<_> = s.calls.iter().filter(|c| c.0 == "document").collect();
+            assert_eq!(docs.len(), 2, "one 413, one send of the smaller images");
+            let resent = s.bytes[2].len() + s.bytes[3].len();
+            assert!(resent <= original / 2 + 20_000, "re-encoded to about half: {resent} of {original}");
+            assert!(image::load_from_memory(&s.bytes[2]).is_ok(), "still a valid JPEG");
+            if done {
+                assert!(matches!(ev, Event::Done { .. }), "{ev:?}");
+            } else {
+                assert!(matches!(ev, Event::NeedsUser { code: ErrorCode::PayloadTooLarge, .. }), "{ev:?}");
+            }
+            drop(s);
+            assert_eq!(q.show(&e.reference).unwrap().steps[0].attempts, 2);
+            up.shutdown();
+            q.shutdown();
+        }
     }
 }

@@ -154,10 +154,11 @@ impl State {
 }
 
 /// One step of the saga, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     /// E1: upload the document images.
+    #[default]
     Document,
     /// E2: match the face against the document.
     Face,
@@ -293,6 +294,8 @@ pub struct Lease {
     pub document_id: Option<String>,
     /// How many times the server already lost this enrollment's document session (and it was uploaded again).
     pub document_restarts: u32,
+    /// The step's images were already re-encoded smaller after a 413.
+    pub reencoded: bool,
     /// Applicant's email (request step only).
     pub email: Option<Email>,
     /// Applicant's phone (request step only).
@@ -1060,9 +1063,9 @@ impl Store {
             "UPDATE enrollment SET state = 'in_flight', attempts = attempts + 1, updated_at_ms = ?2 WHERE id = ?1",
             params![eid, now],
         )?;
-        let (kind, attempts, ambiguous): (String, u32, u32) =
-            tx.query_row("SELECT kind, attempts, ambiguous FROM step WHERE id = ?1", [sid], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        let (kind, attempts, ambiguous, reencoded): (String, u32, u32, bool) =
+            tx.query_row("SELECT kind, attempts, ambiguous, reencoded FROM step WHERE id = ?1", [sid], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?;
         let kind = StepKind::parse(&kind);
         let (reference, email, phone, document_id, document_restarts): (String, String, String, Option<String>, u32) =
@@ -1102,10 +1105,39 @@ impl Store {
             ambiguous_before: ambiguous,
             document_id,
             document_restarts,
+            reencoded,
             email,
             phone,
             images,
         })
+    }
+
+    /// Replaces a step's images with smaller re-encodings (after a 413) in one transaction and marks the step as
+    /// re-encoded, so it happens at most once.
+    pub fn replace_images(&mut self, step_id: i64, images: &[(ImageRole, UploadJpeg)]) -> Result<(), QueueError> {
+        let key = self.key.as_ref().ok_or(QueueError::Locked(self.locked.unwrap_or(LockReason::KeyMissing)))?;
+        let tx = self.conn.transaction()?;
+        for (role, jpeg) in images {
+            let old: i64 = tx
+                .query_row(
+                    "SELECT plain_len FROM image WHERE step_id = ?1 AND role = ?2",
+                    params![step_id, role.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            tx.execute("DELETE FROM image WHERE step_id = ?1 AND role = ?2", params![step_id, role.as_str()])?;
+            write_image(&tx, key, step_id, *role, jpeg.bytes(), &mut self.rng)?;
+            tx.execute(
+                "UPDATE enrollment SET image_bytes = max(image_bytes - ?2 + ?3, 0)
+                 WHERE id = (SELECT enrollment_id FROM step WHERE id = ?1)",
+                params![step_id, old, jpeg.bytes().len() as i64],
+            )?;
+        }
+        tx.execute("UPDATE step SET reencoded = 1 WHERE id = ?1", [step_id])?;
+        tx.commit().map_err(map_full)?;
+        self.checkpoint_truncate();
+        Ok(())
     }
 
     /// Decrypts chunk `index` of image `image_id` (at most [`CHUNK`] bytes; empty past the end).

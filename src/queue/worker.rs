@@ -10,7 +10,8 @@ use super::store::{
     Enqueued, EnrollmentDetail, EnrollmentSummary, Event, Lease, NewEnrollment, OpenReport, Outcome, PurgeReason,
     QueueError, QueueStatus, Store,
 };
-use super::{Alert, QueueConfig};
+use super::{Alert, ImageRole, QueueConfig};
+use crate::encode::UploadJpeg;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,7 @@ enum Command {
     Lease(Reply<LeaseAnswer>),
     ReadChunk { image: i64, index: u32, reply: Reply<Vec<u8>> },
     Complete { step_id: i64, outcome: Outcome, reply: Reply<()> },
+    ReplaceImages { step_id: i64, images: Vec<(ImageRole, UploadJpeg)>, reply: Reply<()> },
     KeyRejected(bool, Reply<()>),
     Sendable(Reply<u64>),
     IntegrityCheck(Reply<String>),
@@ -193,6 +195,11 @@ impl QueueHandle {
     /// Records a leased step's outcome (uploader).
     pub fn complete(&self, step_id: i64, outcome: Outcome) -> Result<(), QueueError> {
         self.call(|reply| Command::Complete { step_id, outcome, reply }, CALL_TIMEOUT)
+    }
+
+    /// Replaces a leased step's images with smaller re-encodings (uploader, after a 413).
+    pub fn replace_images(&self, step_id: i64, images: Vec<(ImageRole, UploadJpeg)>) -> Result<(), QueueError> {
+        self.call(|reply| Command::ReplaceImages { step_id, images, reply }, ENQUEUE_TIMEOUT)
     }
 
     /// Records whether the API is rejecting the key (shown by `queue status`, alerted to subscribers).
@@ -384,6 +391,9 @@ fn run(mut store: Store, rx: Receiver<Command>, tick: Duration) {
                     let _ = reply.send(Err(e));
                 }
             },
+            Command::ReplaceImages { step_id, images, reply } => {
+                let _ = reply.send(store.replace_images(step_id, &images));
+            }
             Command::KeyRejected(rejected, reply) => {
                 let r = store.set_key_rejected(rejected);
                 if r.is_ok() {
@@ -408,7 +418,6 @@ fn run(mut store: Store, rx: Receiver<Command>, tick: Duration) {
 mod tests {
     use super::*;
     use crate::contact::{Email, Phone};
-    use crate::encode::UploadJpeg;
     use crate::queue::crypto::QueueKey;
     use crate::queue::{State, StepKind};
     use std::io::Read;

@@ -36,6 +36,7 @@ CREATE TABLE step (
     last_http_status INTEGER,
     document_id     TEXT,
     score           REAL,
+    reencoded       INTEGER NOT NULL DEFAULT 0,  -- images re-encoded smaller after a 413 (done at most once)
     UNIQUE (enrollment_id, kind),
     UNIQUE (enrollment_id, seq)
 );
