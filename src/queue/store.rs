@@ -76,6 +76,9 @@ pub enum QueueError {
     /// An image could not be encrypted or decrypted.
     #[error(transparent)]
     Crypto(#[from] crypto::CryptoError),
+    /// Another process (a running kiosk, another command) has the queue open.
+    #[error("the queue in {0} is in use by another ekyc-kiosk process; stop it first (only one may send at a time)")]
+    Busy(PathBuf),
     /// The queue thread has stopped.
     #[error("the queue thread has stopped")]
     Stopped,
@@ -624,6 +627,8 @@ pub struct OpenReport {
 /// The store: one connection, used by one thread.
 pub struct Store {
     conn: Connection,
+    /// The exclusive lock on `<data_dir>/queue.lock`, held while the store is open (released when the file closes).
+    _lock: Option<std::fs::File>,
     dir: Option<PathBuf>,
     key: Option<QueueKey>,
     locked: Option<LockReason>,
@@ -725,6 +730,32 @@ fn quarantine(dir: &Path) -> Result<PathBuf, QueueError> {
     Ok(target)
 }
 
+/// Takes an exclusive, non-blocking `flock` on `<dir>/queue.lock`; the kernel drops it when the process dies.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, QueueError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("queue.lock");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(QueueError::io(format!("cannot open {}", path.display())))?;
+    // SAFETY: a valid open descriptor for the duration of the call.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
+            QueueError::Busy(dir.to_owned())
+        } else {
+            QueueError::Io { context: format!("cannot lock {}", path.display()), source: e }
+        });
+    }
+    Ok(f)
+}
+
 fn make_private_dir(path: &Path) -> Result<(), QueueError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -760,6 +791,8 @@ impl Store {
     /// cannot stall a row).
     pub fn open(data_dir: &Path, cfg: &QueueConfig, backoff_cap: Duration) -> Result<Store, QueueError> {
         make_private_dir(data_dir)?;
+        // One process at a time: a second one would put the first one's in-flight steps back to pending.
+        let lock = lock_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let mut report = OpenReport::default();
         let conn = match open_checked(&path) {
@@ -773,6 +806,7 @@ impl Store {
             Err(e) => return Err(e),
         };
         let mut store = Store::with_connection(conn, Some(data_dir.to_owned()), cfg, backoff_cap)?;
+        store._lock = Some(lock);
         if let Some(q) = &report.quarantined {
             store.log_event("quarantined", &format!("corrupt database moved to {}", q.display()))?;
         }
@@ -802,6 +836,7 @@ impl Store {
     ) -> Result<Store, QueueError> {
         Ok(Store {
             conn,
+            _lock: None,
             dir,
             key: None,
             locked: None,
@@ -1875,6 +1910,17 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(s.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn one_process_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        // flock is per open file description: a second open in this process conflicts like another process would.
+        let e = Store::open(dir.path(), &QueueConfig::default(), CAP).unwrap_err();
+        assert!(matches!(e, QueueError::Busy(_)), "{e}");
+        drop(s);
+        open(dir.path());
     }
 
     #[test]
