@@ -197,7 +197,9 @@ pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Lo
                 .cloned()
                 .unwrap_or_else(|| if file.is_some() { "the config file".into() } else { "the defaults".into() });
             let origin = if origin == "file" { "the config file".into() } else { origin };
-            ConfigError::Value { key, origin, message: e.into_inner().to_string() }
+            // The deserializer appends "in `key`" on a second line; the key is already named.
+            let message = e.into_inner().to_string().lines().next().unwrap_or_default().trim().to_string();
+            ConfigError::Value { key, origin, message }
         })?
     };
     config.api.validate().map_err(ConfigError::Invalid)?;

@@ -267,6 +267,26 @@ impl ErrorCode {
     }
 }
 
+/// The prompt table as Markdown (the README carries it verbatim; a test keeps the two equal).
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| code | the customer sees | action | handling | operator explanation |\n|---|---|---|---|---|\n",
+    );
+    for c in ErrorCode::ALL {
+        let p = c.prompt();
+        out.push_str(&format!(
+            "| `{}` | **{}** {} | `{}` | {} | {} |\n",
+            c.as_str(),
+            p.title,
+            p.message,
+            p.action.as_str(),
+            p.class.as_str().replace('_', " "),
+            p.operator.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

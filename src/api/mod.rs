@@ -18,7 +18,7 @@ mod wire;
 
 pub use body::{ImageBody, MAX_BASE64_LEN, base64_len};
 pub use client::ApiClient;
-pub use codes::{ErrorClass, ErrorCode, Prompt, RetryAction};
+pub use codes::{ErrorClass, ErrorCode, Prompt, RetryAction, markdown_table};
 pub use config::{ApiConfig, ApiFields, ApiPaths, FaceMatchConfig, PhoneFormat, is_loopback};
 pub use endpoint::Endpoint;
 pub use error::{ApiError, MAX_RETRY_AFTER};

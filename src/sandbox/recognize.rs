@@ -68,6 +68,10 @@ same images always get the same answer:
 - **Limits.** Base64 text above 30,000,000 bytes (summed over a document's sides; one face image) is answered 413
   `Request Entity Too Large` (text/plain). A `Content-Length` above the limit plus 64 KiB is refused before any of the
   body is read; a chunked body is cut off as soon as it passes that.
+- **Restarts.** `ekyc-kiosk sandbox` and the embedded sandbox keep their requests in `sandbox-state.json` in the
+  data directory, so an operator's training data survives a restart. Documents (their 64 x 64 portrait crops) are
+  biometric and live in memory only: after a restart an old document id is unknown, and the client uploads the
+  document again.
 "##;
 
 /// Why an image was refused.
