@@ -7,7 +7,7 @@
 use super::output::print_json;
 use super::queue_cmd::open_queue;
 use super::{EnrollArgs, Exit};
-use crate::api::{ApiClient, ErrorCode};
+use crate::api::ErrorCode;
 use crate::config::Loaded;
 use crate::contact::{Email, Phone};
 use crate::encode::UploadJpeg;
@@ -37,18 +37,9 @@ impl Sender {
 
 /// Starts the uploader against the configured API, or the embedded sandbox when `api.base_url` is unset.
 pub(crate) fn start_sender(loaded: &Loaded, q: &QueueHandle) -> Result<Sender, String> {
-    let c = &loaded.config;
-    let (base, key, sandbox) = match (&c.api.base_url, &loaded.api_key) {
-        (Some(url), Some(key)) => (url.clone(), key.clone(), None),
-        (Some(_), None) => return Err("api.base_url is set but no API key is configured".into()),
-        (None, _) => {
-            let sb = Sandbox::start_embedded(c).map_err(|e| format!("cannot start the built-in sandbox: {e}"))?;
-            (sb.base_url(), sb.api_key().clone(), Some(sb))
-        }
-    };
-    let client = ApiClient::new(&c.api, &c.face_match, base, key).map_err(|e| e.to_string())?;
-    let uploader =
-        Uploader::spawn(q.clone(), Box::new(client), &c.uploader).map_err(|e: UploaderError| e.to_string())?;
+    let (client, sandbox) = super::connect::client_for(loaded)?;
+    let uploader = Uploader::spawn(q.clone(), Box::new(client), &loaded.config.uploader)
+        .map_err(|e: UploaderError| e.to_string())?;
     Ok(Sender { uploader, sandbox })
 }
 
