@@ -173,12 +173,14 @@ fn network_trouble_is_reported_as_such() {
     // The service is down (503 on every attempt).
     sb.faults().unavailable(Some(SandboxEndpoint::Document), 1000, None).unwrap();
     let run = enroll(&sb, KEY, &[], FRONT, FACE, &contact());
-    expect_error(&run, 4, "failed", ErrorCode::ServerError, "document", Some(503));
+    // Saved, retried with backoff, not sent within --wait: exit 5 with the last error.
+    expect_error(&run, 5, "queued", ErrorCode::ServerError, "document", Some(503));
+    assert!(run.json["reference"].is_string());
     sb.faults().clear();
     // Slower than the deadline.
     sb.faults().set_latency(Duration::from_secs(4)).unwrap();
     let run = enroll(&sb, KEY, &[("EKYC_API_RESPONSE_TIMEOUT", "1s")], FRONT, FACE, &contact());
-    expect_error(&run, 4, "failed", ErrorCode::Timeout, "document", None);
+    expect_error(&run, 5, "queued", ErrorCode::Timeout, "document", None);
     sb.faults().clear();
     // Nothing listens.
     let closed = {
@@ -208,7 +210,7 @@ fn network_trouble_is_reported_as_such() {
             "--json",
         ],
     );
-    expect_error(&run, 4, "failed", ErrorCode::NetworkUnreachable, "document", None);
+    expect_error(&run, 5, "queued", ErrorCode::NetworkUnreachable, "document", None);
 }
 
 #[test]

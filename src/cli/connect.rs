@@ -16,33 +16,31 @@ pub struct Connection {
     _embedded: Option<Sandbox>,
 }
 
-/// Builds the client for the configured API, or starts the embedded sandbox and points the client at it.
-pub fn connect(loaded: &Loaded) -> Result<Connection, Exit> {
+/// Builds the client for the configured API, or starts the embedded sandbox and points the client at it
+/// (`Sandbox::start_embedded` logs that it is in use, with its address).
+pub(crate) fn client_for(loaded: &Loaded) -> Result<(ApiClient, Option<Sandbox>), String> {
     let cfg = &loaded.config;
-    match (&cfg.api.base_url, &loaded.api_key) {
-        (Some(url), Some(key)) => {
-            let client = ApiClient::new(&cfg.api, &cfg.face_match, url.clone(), key.clone()).map_err(|e| {
-                eprintln!("error: {e}");
-                Exit::Fatal
-            })?;
-            Ok(Connection { client, _embedded: None })
-        }
+    let (base, key, sandbox) = match (&cfg.api.base_url, &loaded.api_key) {
+        (Some(url), Some(key)) => (url.clone(), key.clone(), None),
         (Some(_), None) => {
-            eprintln!("error: api.base_url is set but no API key is configured (api.key_file or EKYC_API_KEY)");
-            Err(Exit::Fatal)
+            return Err("api.base_url is set but no API key is configured (api.key_file or EKYC_API_KEY)".into());
         }
         (None, _) => {
-            let sandbox = Sandbox::start_embedded(cfg).map_err(|e| {
-                eprintln!("error: cannot start the built-in sandbox: {e}");
-                Exit::Fatal
-            })?;
-            // Sandbox::start_embedded logs that the built-in sandbox is in use, with its address.
-            let client = ApiClient::new(&cfg.api, &cfg.face_match, sandbox.base_url(), sandbox.api_key().clone())
-                .map_err(|e| {
-                    eprintln!("error: {e}");
-                    Exit::Fatal
-                })?;
-            Ok(Connection { client, _embedded: Some(sandbox) })
+            let sb = Sandbox::start_embedded(cfg).map_err(|e| format!("cannot start the built-in sandbox: {e}"))?;
+            (sb.base_url(), sb.api_key().clone(), Some(sb))
+        }
+    };
+    let client = ApiClient::new(&cfg.api, &cfg.face_match, base, key).map_err(|e| e.to_string())?;
+    Ok((client, sandbox))
+}
+
+/// [`client_for`], printing the error for a command.
+pub fn connect(loaded: &Loaded) -> Result<Connection, Exit> {
+    match client_for(loaded) {
+        Ok((client, sandbox)) => Ok(Connection { client, _embedded: sandbox }),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(Exit::Fatal)
         }
     }
 }

@@ -1,108 +1,206 @@
-//! `enroll`: one whole application from image files: document upload (E1), face match (E2), then the eKYC
-//! request (E4). Contact details and images are validated locally before anything is sent. Main thread.
+//! `enroll`: saves an application from image files in the durable queue, prints its reference code as soon as it
+//! is committed, then waits up to `--wait` seconds for the uploader to send it. Main thread; starts the queue
+//! thread, the uploader thread and (with no `api.base_url`) the embedded sandbox, and joins them before returning.
+//!
+//! Exit codes: 0 done, 3 the customer must act, 5 saved but not sent yet, 4 failed for good or not saved.
 
-use super::connect::{connect, error_json, exit_for, print_error_human};
 use super::output::print_json;
+use super::queue_cmd::open_queue;
 use super::{EnrollArgs, Exit};
-use crate::api::{ApiError, DocumentUpload, ErrorClass, ImageBody, NewRequest};
+use crate::api::ErrorCode;
 use crate::config::Loaded;
 use crate::contact::{Email, Phone};
 use crate::encode::UploadJpeg;
-use serde_json::json;
-use std::path::Path;
+use crate::queue::{Event, NewEnrollment, QueueHandle, StepKind};
+use crate::sandbox::Sandbox;
+use crate::uploader::{Uploader, UploaderError};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
 
-/// Runs `enroll`.
+/// The uploader and, when no API is configured, the embedded sandbox it sends to.
+pub(crate) struct Sender {
+    uploader: Uploader,
+    sandbox: Option<Sandbox>,
+}
+
+impl Sender {
+    /// Stops the uploader, then the sandbox.
+    pub(crate) fn shutdown(self) {
+        self.uploader.shutdown();
+        if let Some(s) = self.sandbox {
+            s.shutdown();
+        }
+    }
+}
+
+/// Starts the uploader against the configured API, or the embedded sandbox when `api.base_url` is unset.
+pub(crate) fn start_sender(loaded: &Loaded, q: &QueueHandle) -> Result<Sender, String> {
+    let (client, sandbox) = super::connect::client_for(loaded)?;
+    let uploader = Uploader::spawn(q.clone(), Box::new(client), &loaded.config.uploader)
+        .map_err(|e: UploaderError| e.to_string())?;
+    Ok(Sender { uploader, sandbox })
+}
+
+/// The `error` object, in the shape `super::connect::error_json` gives an API error (from the stored code).
+fn error_json(code: ErrorCode, step: StepKind, http_status: Option<u16>) -> Value {
+    let p = code.prompt();
+    json!({
+        "code": code.as_str(),
+        "step": step.as_str(),
+        "http_status": http_status,
+        "message": p.message,
+        "title": p.title,
+        "action": p.action.as_str(),
+        "class": p.class.as_str(),
+        "detail": p.operator,
+    })
+}
+
+fn refuse(json_out: bool, message: &str, exit: Exit) -> Exit {
+    if json_out {
+        print_json(&json!({ "state": "not_saved", "reference": null, "document_id": null, "face_score": null,
+            "error": { "code": null, "step": null, "http_status": null, "message": message, "action": null } }));
+    } else {
+        eprintln!("error: {message}");
+    }
+    exit
+}
+
+/// `enroll`.
 pub fn run(loaded: &Loaded, args: EnrollArgs) -> Exit {
+    let json_out = args.out.json;
     let email = match Email::parse(&args.email) {
         Ok(e) => e,
-        Err(e) => return usage(&format!("--email: {e}")),
+        Err(e) => return refuse(json_out, &format!("--email: {e}"), Exit::Usage),
     };
     let phone = match Phone::parse(&args.phone) {
         Ok(p) => p,
-        Err(e) => return usage(&format!("--phone: {e}")),
+        Err(e) => return refuse(json_out, &format!("--phone: {e}"), Exit::Usage),
     };
     let enc = &loaded.config.encode;
-    let load = |flag: &str, path: &Path| {
-        UploadJpeg::from_operator_file(path, enc).map_err(|e| usage(&format!("--{flag} {}: {e}", path.display())))
+    let load =
+        |p: &std::path::Path| UploadJpeg::from_operator_file(p, enc).map_err(|e| format!("{}: {e}", p.display()));
+    let images = (|| -> Result<_, String> {
+        let front = load(&args.front)?;
+        let back = args.back.as_deref().map(load).transpose()?;
+        let side = args.side.as_deref().map(load).transpose()?;
+        let face = load(&args.face)?;
+        Ok((front, back, side, face))
+    })();
+    let (front, back, side, face) = match images {
+        Ok(i) => i,
+        Err(e) => return refuse(json_out, &e, Exit::Usage),
     };
-    let front = match load("front", &args.front) {
-        Ok(j) => j,
-        Err(e) => return e,
+    let q = match open_queue(loaded) {
+        Ok(q) => q,
+        Err(e) => return refuse(json_out, &e.to_string(), Exit::Fatal),
     };
-    let back = match args.back.as_deref().map(|p| load("back", p)).transpose() {
-        Ok(j) => j,
-        Err(e) => return e,
-    };
-    let side = match args.side.as_deref().map(|p| load("side", p)).transpose() {
-        Ok(j) => j,
-        Err(e) => return e,
-    };
-    let face = match load("face", &args.face) {
-        Ok(j) => j,
-        Err(e) => return e,
-    };
-
-    let conn = match connect(loaded) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    let api = &conn.client;
-
-    let doc = DocumentUpload {
-        front: ImageBody::from_bytes(front.bytes()),
-        back: back.as_ref().map(|j| ImageBody::from_bytes(j.bytes())),
-        side: side.as_ref().map(|j| ImageBody::from_bytes(j.bytes())),
-    };
-    let document = match api.upload_document(doc) {
-        Ok(d) => d,
-        Err(e) => return report(args.out.json, None, None, &e),
-    };
-    let score = match api.match_face(&document.document_id, ImageBody::from_bytes(face.bytes())) {
-        Ok(f) => f.score,
-        Err(e) => return report(args.out.json, Some(&document.document_id), None, &e),
-    };
-    let req = NewRequest { email, phone, document_id: document.document_id.clone() };
-    if let Err(e) = api.create_request(&req) {
-        return report(args.out.json, Some(&document.document_id), Some(score), &e);
-    }
-    if args.out.json {
-        print_json(&json!({
-            "state": "done",
-            "document_id": document.document_id,
-            "face_score": score,
-            "error": null,
-        }));
-    } else {
-        println!("done: the request is submitted; the applicant will receive an email code and a phone call");
-        println!("document id: {}", document.document_id);
-        println!("face score:  {score:.3}");
-    }
-    Exit::Done
+    let exit = enroll_with(loaded, &q, NewEnrollment { email, phone, front, back, side, face }, args.wait, json_out);
+    q.shutdown();
+    exit
 }
 
-fn usage(msg: &str) -> Exit {
-    eprintln!("error: {msg}");
-    Exit::Usage
-}
-
-fn report(json_out: bool, document_id: Option<&str>, score: Option<f64>, err: &ApiError) -> Exit {
-    let state = match err.class() {
-        ErrorClass::CustomerMustAct => "needs_user",
-        _ => "failed",
+fn enroll_with(loaded: &Loaded, q: &QueueHandle, new: NewEnrollment, wait: u64, json_out: bool) -> Exit {
+    let events = match q.subscribe() {
+        Ok(e) => e,
+        Err(e) => return refuse(json_out, &e.to_string(), Exit::Fatal),
     };
-    if json_out {
-        print_json(&json!({
-            "state": state,
-            "document_id": document_id,
-            "face_score": score,
-            "error": error_json(err),
-        }));
-    } else {
-        println!("{state}");
-        if let Some(d) = document_id {
-            println!("document id: {d}");
+    let saved = match q.enqueue(new) {
+        Ok(s) => s,
+        Err(e) => return refuse(json_out, &format!("not saved: {e}"), Exit::Fatal),
+    };
+    // COMMIT has returned: the application is saved. Say so at once (a crash from here on loses nothing).
+    if !json_out {
+        println!("saved {}", saved.reference);
+        let _ = std::io::stdout().flush();
+    }
+    let mut out = json!({ "state": "queued", "reference": saved.reference, "document_id": null,
+        "face_score": null, "error": null });
+    let mut exit = Exit::Queued;
+    if wait > 0 {
+        let deadline = Instant::now() + Duration::from_secs(wait);
+        match start_sender(loaded, q) {
+            Err(msg) => log::error!("cannot send now ({msg}); {} stays queued", saved.reference),
+            Ok(sender) => {
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let ev = match events.recv_timeout(left) {
+                        Ok(ev) => ev,
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                    };
+                    match ev {
+                        Event::Done { id, document_id, face_score, .. } if id == saved.id => {
+                            out["state"] = json!("done");
+                            out["document_id"] = json!(document_id);
+                            out["face_score"] = json!(face_score);
+                            exit = Exit::Done;
+                            break;
+                        }
+                        Event::NeedsUser { id, step, code, http_status, .. } if id == saved.id => {
+                            out["state"] = json!("needs_user");
+                            out["error"] = error_json(code, step, http_status);
+                            exit = Exit::CustomerMustAct;
+                            break;
+                        }
+                        Event::Failed { id, step, code, http_status, .. } if id == saved.id => {
+                            out["state"] = json!("failed");
+                            out["error"] = error_json(code, step, http_status);
+                            exit = Exit::Fatal;
+                            break;
+                        }
+                        Event::Paused { id, step, code, http_status, .. } if id == saved.id => {
+                            // The API rejected the key: an operator must fix the configuration. The application
+                            // stays queued and is sent once the key works.
+                            out["state"] = json!("failed");
+                            out["error"] = error_json(code, step, http_status);
+                            exit = Exit::Fatal;
+                            break;
+                        }
+                        Event::Retrying { id, step, code, http_status, .. } if id == saved.id => {
+                            // Keep the last error so a "queued" answer says why it is not sent yet.
+                            out["error"] = error_json(code, step, http_status);
+                        }
+                        Event::StepDone { id, .. } if id == saved.id => {
+                            out["error"] = Value::Null;
+                        }
+                        _ => {}
+                    }
+                }
+                sender.shutdown();
+            }
         }
-        print_error_human(err);
+        // What the server confirmed so far (a face mismatch still has a document id).
+        if let Ok(d) = q.show(&saved.reference) {
+            if out["document_id"].is_null() {
+                out["document_id"] = json!(d.summary.document_id);
+            }
+            if out["face_score"].is_null() {
+                out["face_score"] = json!(d.summary.face_score);
+            }
+        }
     }
-    exit_for(err)
+    if json_out {
+        print_json(&out);
+    } else {
+        match exit {
+            Exit::Done => println!(
+                "done: {} (document {}, face score {})",
+                saved.reference,
+                out["document_id"].as_str().unwrap_or("?"),
+                out["face_score"].as_f64().map(|s| format!("{s:.3}")).unwrap_or_else(|| "?".into())
+            ),
+            Exit::Queued => {
+                println!("not sent yet: {} is saved; the next drain or the kiosk sends it", saved.reference)
+            }
+            _ => println!(
+                "{}: {} ({})",
+                saved.reference,
+                out["error"]["message"].as_str().unwrap_or("failed"),
+                out["error"]["code"].as_str().unwrap_or("")
+            ),
+        }
+    }
+    exit
 }

@@ -1,10 +1,230 @@
-//! `queue ...` (filled in by the queue issue).
+//! `queue status | list | show | retry | purge | drain`: the operator's view of the local queue. Main thread; opens
+//! the queue thread (and for `drain` the uploader, against the configured API or the embedded sandbox) and joins
+//! them before returning.
 
+use super::output::print_json;
 use super::{Exit, QueueCommand};
 use crate::config::Loaded;
+use crate::queue::{EnrollmentSummary, QueueError, QueueHandle, QueueStatus};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Opens the queue in the configured data directory.
+pub(crate) fn open_queue(loaded: &Loaded) -> Result<QueueHandle, QueueError> {
+    let c = &loaded.config;
+    let q = QueueHandle::open(&c.storage.data_dir, &c.queue, c.uploader.retry_cap)?;
+    if let Some(p) = &q.open_report().quarantined {
+        eprintln!("warning: the queue database was corrupt; it was moved to {} and a fresh one created", p.display());
+    }
+    Ok(q)
+}
+
+fn exit_for(e: &QueueError) -> Exit {
+    match e {
+        QueueError::NotFound(_) => Exit::Usage,
+        _ => Exit::Fatal,
+    }
+}
+
+fn fail(json: bool, e: &QueueError) -> Exit {
+    if json {
+        print_json(&json!({ "error": { "message": e.to_string() } }));
+    } else {
+        eprintln!("error: {e}");
+    }
+    exit_for(e)
+}
+
+fn age(ms: i64) -> String {
+    let secs = (crate::queue::now_ms() - ms).max(0) as u64 / 1000;
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
+fn print_status(s: &QueueStatus) {
+    if let Some(r) = s.locked {
+        println!("LOCKED: {r}");
+    }
+    let c = |k: &str| s.counts.get(k).copied().unwrap_or(0);
+    println!(
+        "waiting: {} (pending {}, sending {}, needs a person {}, failed {}); done: {}",
+        s.waiting,
+        c("pending"),
+        c("in_flight"),
+        c("needs_user"),
+        c("failed"),
+        c("done")
+    );
+    if let Some(o) = s.oldest_waiting_s {
+        println!("oldest waiting: {}", humantime::format_duration(Duration::from_secs(o)));
+    }
+    println!("image bytes stored: {}", s.stored_bytes);
+    println!("expired and purged unsent: {}", s.expired_purged);
+    println!("sends without an answer (ambiguous): {}", s.ambiguous_sends);
+    for a in &s.alerts {
+        println!("ALERT: {a}");
+    }
+}
+
+fn print_summary(e: &EnrollmentSummary) {
+    let err = match (&e.last_error, &e.last_error_step) {
+        (Some(c), Some(s)) => format!("  last error: {c} at {s}"),
+        (Some(c), None) => format!("  last error: {c}"),
+        _ => String::new(),
+    };
+    println!(
+        "{:>5}  {}  {:<10}  {:>3} attempts  {} ago{}",
+        e.id,
+        e.reference,
+        e.state.as_str(),
+        e.attempts,
+        age(e.created_at_ms),
+        err
+    );
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_else(|e| json!({ "error": { "message": e.to_string() } }))
+}
 
 /// `queue ...`.
-pub fn run(_loaded: &Loaded, _cmd: QueueCommand) -> Exit {
-    eprintln!("error: queue is not built yet");
-    Exit::Fatal
+pub fn run(loaded: &Loaded, cmd: QueueCommand) -> Exit {
+    let q = match open_queue(loaded) {
+        Ok(q) => q,
+        Err(e) => {
+            let json = match &cmd {
+                QueueCommand::Status(o) | QueueCommand::List(o) => o.json,
+                QueueCommand::Show { out, .. }
+                | QueueCommand::Retry { out, .. }
+                | QueueCommand::Purge { out, .. }
+                | QueueCommand::Drain { out, .. } => out.json,
+            };
+            return fail(json, &e);
+        }
+    };
+    let exit = run_with(loaded, &q, cmd);
+    q.shutdown();
+    exit
+}
+
+fn run_with(loaded: &Loaded, q: &QueueHandle, cmd: QueueCommand) -> Exit {
+    match cmd {
+        QueueCommand::Status(out) => match q.status() {
+            Ok(s) => {
+                if out.json {
+                    print_json(&to_value(&s));
+                } else {
+                    print_status(&s);
+                }
+                if s.locked.is_some() { Exit::Fatal } else { Exit::Done }
+            }
+            Err(e) => fail(out.json, &e),
+        },
+        QueueCommand::List(out) => match q.list() {
+            Ok(list) => {
+                if out.json {
+                    print_json(&json!({ "enrollments": to_value(&list) }));
+                } else if list.is_empty() {
+                    println!("the queue is empty");
+                } else {
+                    list.iter().for_each(print_summary);
+                }
+                Exit::Done
+            }
+            Err(e) => fail(out.json, &e),
+        },
+        QueueCommand::Show { id, out } => match q.show(&id) {
+            Ok(d) => {
+                if out.json {
+                    print_json(&to_value(&d));
+                } else {
+                    print_summary(&d.summary);
+                    println!("  email: {}  phone: +{}", d.email, d.phone);
+                    if let Some(doc) = &d.summary.document_id {
+                        println!("  document id: {doc}");
+                    }
+                    if let Some(s) = d.summary.face_score {
+                        println!("  face score: {s:.3}");
+                    }
+                    for s in &d.steps {
+                        let err = s.last_error.as_deref().map(|c| format!("  last error: {c}")).unwrap_or_default();
+                        println!(
+                            "  {:<9} {:<10} {} attempts ({} unanswered){err}",
+                            s.kind.as_str(),
+                            s.state.as_str(),
+                            s.attempts,
+                            s.ambiguous
+                        );
+                    }
+                }
+                Exit::Done
+            }
+            Err(e) => fail(out.json, &e),
+        },
+        QueueCommand::Retry { id, out } => match q.retry(&id) {
+            Ok(s) => {
+                if out.json {
+                    print_json(&to_value(&s));
+                } else {
+                    println!("{} is due now (state {})", s.reference, s.state.as_str());
+                }
+                Exit::Done
+            }
+            Err(e) => fail(out.json, &e),
+        },
+        QueueCommand::Purge { id, yes, out } => {
+            if !yes {
+                let msg = "queue purge deletes the application and its images from this device; add --yes to confirm";
+                if out.json {
+                    print_json(&json!({ "error": { "message": msg } }));
+                } else {
+                    eprintln!("error: {msg}");
+                }
+                return Exit::Usage;
+            }
+            match q.purge(&id) {
+                Ok(ev) => {
+                    if out.json {
+                        print_json(&to_value(&ev));
+                    } else if let crate::queue::Event::Purged { reference, .. } = &ev {
+                        println!("{reference} purged from this device (not from the API)");
+                    }
+                    Exit::Done
+                }
+                Err(e) => fail(out.json, &e),
+            }
+        }
+        QueueCommand::Drain { timeout, out } => drain(loaded, q, Duration::from_secs(timeout), out.json),
+    }
+}
+
+fn drain(loaded: &Loaded, q: &QueueHandle, timeout: Duration, json: bool) -> Exit {
+    let deadline = Instant::now() + timeout;
+    let sender = match super::enroll::start_sender(loaded, q) {
+        Ok(s) => s,
+        Err(msg) => {
+            if json {
+                print_json(&json!({ "error": { "message": msg } }));
+            } else {
+                eprintln!("error: {msg}");
+            }
+            return Exit::Fatal;
+        }
+    };
+    let r = crate::uploader::wait_drained(q, deadline);
+    sender.shutdown();
+    match r {
+        Ok(d) => {
+            let status = q.status().ok();
+            let needs = status.as_ref().map(|s| s.counts.get("needs_user").copied().unwrap_or(0)).unwrap_or(0);
+            if json {
+                print_json(&json!({ "drained": d.drained, "remaining": d.remaining, "needs_user": needs }));
+            } else if d.drained {
+                println!("queue drained; {needs} application(s) need a person");
+            } else {
+                println!("deadline reached; {} application(s) still to send", d.remaining);
+            }
+            if d.drained { Exit::Done } else { Exit::Queued }
+        }
+        Err(e) => fail(json, &e),
+    }
 }

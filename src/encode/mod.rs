@@ -195,6 +195,12 @@ impl UploadJpeg {
         let image = decode_untrusted(bytes)?;
         encode_rgb(&image, config, Origin::OperatorFile)
     }
+
+    /// Test-only: wraps bytes without checks (the queue's unit tests store arbitrary bytes).
+    #[cfg(test)]
+    pub(crate) fn for_tests(bytes: Vec<u8>, width: u32, height: u32) -> UploadJpeg {
+        UploadJpeg { bytes, width, height, origin: Origin::OperatorFile }
+    }
 }
 
 /// Length of the base64 text of `n` bytes (padded): `ceil(n / 3) * 4`.
