@@ -39,6 +39,8 @@ pub struct Config {
     pub uploader: crate::uploader::UploaderConfig,
     /// `[sandbox]`: the built-in sandbox API.
     pub sandbox: crate::sandbox::SandboxConfig,
+    /// `[kiosk]`: the customer window and the flow's timing and attempt policy.
+    pub kiosk: crate::view::KioskConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
 }
@@ -230,6 +232,7 @@ impl Config {
         self.camera.validate().map_err(|e| e.to_string())?;
         self.capture.validate().map_err(|e| e.to_string())?;
         self.encode.validate().map_err(|e| e.to_string())?;
+        self.kiosk.validate()?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ mod camera_cmd;
 mod connect;
 mod enroll;
 mod inspect_cmd;
+mod kiosk_cmd;
 mod output;
 mod queue_cmd;
 mod requests;
@@ -64,6 +65,10 @@ pub enum Command {
     Config,
     /// List the cameras found and the replay and demo sources.
     Cameras(JsonFlag),
+    /// The operator console: the queue of applications on this kiosk, with retry and purge (a desktop window).
+    Operator,
+    /// Render every main screen to PNG without a display, from demo data (for the README gallery and reviews).
+    Screenshot(ScreenshotArgs),
     /// Run the on-device quality checks on an image file and explain the verdict.
     #[command(
         after_help = "Exit codes:\n  0  accepted\n  3  refused (see the hints)\n  4  the file cannot be read or decoded"
@@ -196,6 +201,26 @@ pub struct SandboxArgs {
     pub api_key: Option<String>,
 }
 
+/// `screenshot`.
+#[derive(Debug, Args)]
+pub struct ScreenshotArgs {
+    /// Directory for the PNG files (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Window size in pixels, WIDTHxHEIGHT (e.g. 800x480, or 800x1280 for portrait).
+    #[arg(long, default_value = "1280x800", value_parser = parse_size)]
+    pub size: (u32, u32),
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or("expected WIDTHxHEIGHT, e.g. 1280x800")?;
+    let parse = |v: &str| v.trim().parse::<u32>().ok().filter(|n| (320..=7680).contains(n));
+    match (parse(w), parse(h)) {
+        (Some(w), Some(h)) => Ok((w, h)),
+        _ => Err("width and height must be whole numbers from 320 to 7680".into()),
+    }
+}
+
 /// `inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -240,12 +265,9 @@ pub fn main() -> ExitCode {
         }
         Some(Command::Cameras(out)) => camera_cmd::cameras(&loaded, out),
         Some(Command::Inspect(args)) => inspect_cmd::inspect(&loaded, args),
-        None => {
-            eprintln!(
-                "the touchscreen kiosk arrives with the UI issue; for now run a command, e.g. `ekyc-kiosk enroll --help`"
-            );
-            Exit::Usage
-        }
+        Some(Command::Operator) => kiosk_cmd::operator(&loaded),
+        Some(Command::Screenshot(args)) => kiosk_cmd::screenshot(args),
+        None => kiosk_cmd::kiosk(&loaded),
     };
     exit.into()
 }

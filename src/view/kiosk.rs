@@ -1,0 +1,304 @@
+//! The customer window's glue: Slint callbacks become flow events, the flow's state is written to the `Kiosk`
+//! global, and the flow's effects are carried out through [`Services`]. Everything here runs on the UI thread;
+//! workers reach it only through the [`Mailbox`].
+
+use super::services::{Mailbox, Report, Services};
+use super::ui::{self, AppWindow, Kiosk};
+use crate::contact::ContactError;
+use crate::flow::{self, CaptureTarget, Effect, Event, Field, FlowConfig, FlowState, Key, Language, Problem, Validity};
+use slint::{ComponentHandle, Image, SharedString};
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Duration;
+
+thread_local! {
+    /// The view whose mailbox the event loop drains when a worker wakes it (one customer window per process).
+    static ACTIVE: RefCell<Weak<KioskView>> = const { RefCell::new(Weak::new()) };
+}
+
+/// A wake function for [`Mailbox::new`]: schedules a drain of the active view's mailbox on the UI thread.
+/// Without a running event loop (headless tests) it does nothing; the caller drains with [`KioskView::pump`].
+pub fn event_loop_wake() -> impl Fn() + Send + Sync + 'static {
+    || {
+        let _ = slint::invoke_from_event_loop(|| {
+            if let Some(view) = ACTIVE.with(|a| a.borrow().upgrade()) {
+                view.pump();
+            }
+        });
+    }
+}
+
+/// The customer window and its flow.
+pub struct KioskView {
+    app: AppWindow,
+    state: RefCell<FlowState>,
+    services: RefCell<Box<dyn Services>>,
+    mailbox: Arc<Mailbox>,
+}
+
+impl KioskView {
+    /// Wires `app` to a new flow. `mailbox` must be the one `services` posts to.
+    pub fn new(
+        app: AppWindow,
+        config: FlowConfig,
+        services: Box<dyn Services>,
+        mailbox: Arc<Mailbox>,
+    ) -> Rc<KioskView> {
+        let view = Rc::new(KioskView {
+            app,
+            state: RefCell::new(FlowState::new(config)),
+            services: RefCell::new(services),
+            mailbox,
+        });
+        view.wire();
+        let k = view.app.global::<Kiosk>();
+        k.set_demo(view.services.borrow().is_demo());
+        if config.language != Language::English {
+            select_language(config.language);
+        }
+        view.render();
+        view
+    }
+
+    /// Makes this view the one [`event_loop_wake`] drains.
+    pub fn make_active(self: &Rc<Self>) {
+        ACTIVE.with(|a| *a.borrow_mut() = Rc::downgrade(self));
+    }
+
+    /// The window.
+    pub fn app(&self) -> &AppWindow {
+        &self.app
+    }
+
+    /// A copy of the flow's state.
+    pub fn state(&self) -> FlowState {
+        self.state.borrow().clone()
+    }
+
+    /// Feeds one event to the flow, carries out its effects and shows the new state.
+    pub fn handle(&self, event: Event) {
+        let (next, effects) = {
+            let s = self.state.borrow();
+            flow::step(&s, event)
+        };
+        *self.state.borrow_mut() = next;
+        for e in effects {
+            self.execute(e);
+        }
+        self.render();
+    }
+
+    /// The clock: `now` is the time since the kiosk started.
+    pub fn tick(&self, now: Duration) {
+        self.pump();
+        self.handle(Event::Tick { now });
+    }
+
+    /// Drains the mailbox: shows the latest preview frame, then handles the reports in order.
+    pub fn pump(&self) {
+        let (frame, reports) = self.mailbox.take();
+        if let Some(frame) = frame {
+            let s = self.state.borrow();
+            if frame.session == s.session_id && s.screen.camera_mode().is_some() {
+                let k = self.app.global::<Kiosk>();
+                // The only place a frame becomes an image: on the UI thread, without decoding (raw RGB).
+                k.set_preview(Image::from_rgb8(frame.pixels));
+                k.set_preview_live(true);
+            }
+        }
+        for r in reports {
+            match r {
+                Report::Event(e) => self.handle(e),
+                Report::Thumbnail { session, target, pixels } => {
+                    if session == self.state.borrow().session_id {
+                        self.set_photo(target, Image::from_rgb8(pixels));
+                    }
+                }
+            }
+        }
+    }
+
+    fn execute(&self, effect: Effect) {
+        let k = self.app.global::<Kiosk>();
+        match effect {
+            Effect::StartCamera { mode, session } => {
+                k.set_preview(Image::default());
+                k.set_preview_live(false);
+                self.services.borrow_mut().start_camera(mode, session);
+            }
+            Effect::StopCamera => {
+                self.services.borrow_mut().stop_camera();
+                k.set_preview(Image::default());
+                k.set_preview_live(false);
+            }
+            Effect::Capture { target, session } => self.services.borrow_mut().capture(target, session),
+            Effect::Drop(target) => {
+                self.services.borrow_mut().drop_capture(target);
+                self.set_photo(target, Image::default());
+            }
+            Effect::Enqueue { session, email, phone, supersedes } => {
+                self.services.borrow_mut().enqueue(session, email, phone, supersedes)
+            }
+            Effect::SetLanguage(lang) => select_language(lang),
+            Effect::WipeSession => {
+                self.services.borrow_mut().wipe();
+                // Reports still waiting belong to the session that just ended; status reports come again.
+                self.mailbox.clear();
+                k.set_preview(Image::default());
+                k.set_preview_live(false);
+                for t in CaptureTarget::ALL {
+                    self.set_photo(t, Image::default());
+                }
+            }
+        }
+    }
+
+    fn set_photo(&self, target: CaptureTarget, image: Image) {
+        let k = self.app.global::<Kiosk>();
+        match target {
+            CaptureTarget::DocumentFront => k.set_front_photo(image),
+            CaptureTarget::DocumentBack => k.set_back_photo(image),
+            CaptureTarget::Face => k.set_face_photo(image),
+        }
+    }
+
+    /// Writes the flow's state to the `Kiosk` global.
+    fn render(&self) {
+        let s = self.state.borrow();
+        let k = self.app.global::<Kiosk>();
+        let session = &s.session;
+        k.set_screen(ui_screen(s.screen));
+        k.set_language(s.language().code().into());
+        k.set_online(s.status.online == Some(true));
+        k.set_connection_known(s.status.online.is_some());
+        k.set_pending(clamp_i32(s.status.pending));
+        k.set_hint(session.capture.hint.clone().unwrap_or_default().into());
+        k.set_countdown(s.face_countdown_left().map_or(-1, clamp_i32));
+        k.set_capturing(session.capture.capturing);
+        let c = &session.contact;
+        k.set_email(c.email.as_str().into());
+        k.set_phone(c.phone.as_str().into());
+        k.set_focus(match c.focus {
+            Field::Email => ui::Field::Email,
+            Field::Phone => ui::Field::Phone,
+        });
+        let (state, error) = field_state(c.email_validity());
+        k.set_email_state(state);
+        k.set_email_error(error);
+        let (state, error) = field_state(c.phone_validity());
+        k.set_phone_state(state);
+        k.set_phone_error(error);
+        k.set_can_submit(c.parsed().is_some());
+        let (done, total) = session.submission.as_ref().map_or((0, 0), |s| s.progress);
+        k.set_progress_done(done.into());
+        k.set_progress_total(total.into());
+        k.set_reference(s.reference().unwrap_or_default().into());
+        let code = session.problem.and_then(Problem::code);
+        k.set_problem(code.map_or("", |c| c.as_str()).into());
+        k.set_retry_action(code.map_or("", |c| c.prompt().action.as_str()).into());
+        k.set_attempts_exhausted(matches!(session.problem, Some(Problem::AttemptsExhausted(_))));
+        k.set_not_saved(session.problem == Some(Problem::NotSaved));
+        k.set_attempts_left(clamp_i32(s.attempts_left()));
+        k.set_idle_left(s.idle_left().map_or(-1, clamp_i32));
+    }
+
+    fn wire(self: &Rc<Self>) {
+        let k = self.app.global::<Kiosk>();
+        let w = Rc::downgrade(self);
+        let send = move |e: Event| {
+            if let Some(v) = w.upgrade() {
+                v.handle(e);
+            }
+        };
+        macro_rules! on {
+            ($setter:ident, $event:expr) => {{
+                let send = send.clone();
+                k.$setter(move || send($event));
+            }};
+        }
+        on!(on_start, Event::Start);
+        on!(on_accept_privacy, Event::Accept);
+        on!(on_decline_privacy, Event::Decline);
+        on!(on_go_back, Event::Back);
+        on!(on_finish, Event::Finish);
+        on!(on_capture_now, Event::ManualCapture);
+        on!(on_confirm_photos, Event::ConfirmPhotos);
+        on!(on_erase, Event::Key(Key::Backspace));
+        on!(on_clear_field, Event::Key(Key::Clear));
+        on!(on_submit, Event::Submit);
+        on!(on_retry, Event::RetryAction);
+        on!(on_still_here, Event::StillHere);
+        let s = send.clone();
+        k.on_choose_language(move |code: SharedString| match Language::parse(&code) {
+            Some(lang) => s(Event::SelectLanguage(lang)),
+            None => log::warn!("the UI offered an unknown language: {code}"),
+        });
+        let s = send.clone();
+        k.on_retake(move |kind| {
+            s(Event::Retake(match kind {
+                ui::CaptureKind::DocumentFront => CaptureTarget::DocumentFront,
+                ui::CaptureKind::DocumentBack => CaptureTarget::DocumentBack,
+                ui::CaptureKind::Face => CaptureTarget::Face,
+            }))
+        });
+        let s = send.clone();
+        k.on_focus_field(move |f| {
+            s(Event::Focus(match f {
+                ui::Field::Email => Field::Email,
+                ui::Field::Phone => Field::Phone,
+            }))
+        });
+        k.on_type_text(move |t: SharedString| send(Event::Key(Key::Text(t.to_string()))));
+    }
+}
+
+/// Switches the bundled translation; English is the source language.
+fn select_language(lang: Language) {
+    if let Err(e) = slint::select_bundled_translation(lang.code()) {
+        log::error!("cannot switch the UI to {}: {e}", lang.code());
+    }
+}
+
+fn ui_screen(s: flow::Screen) -> ui::Screen {
+    use flow::Screen as F;
+    use ui::Screen as U;
+    match s {
+        F::Welcome => U::Welcome,
+        F::Consent => U::Consent,
+        F::DocumentFront => U::DocumentFront,
+        F::DocumentBack => U::DocumentBack,
+        F::Face => U::Face,
+        F::Review => U::Review,
+        F::Contact => U::Contact,
+        F::Submitting => U::Submitting,
+        F::Result => U::Result,
+        F::Retry => U::Retry,
+        F::Saved => U::Saved,
+        F::AskStaff => U::AskStaff,
+    }
+}
+
+fn field_state(v: Validity) -> (ui::FieldState, SharedString) {
+    match v {
+        Validity::Pending => (ui::FieldState::Pending, SharedString::default()),
+        Validity::Valid => (ui::FieldState::Valid, SharedString::default()),
+        Validity::Invalid(e) => (ui::FieldState::Invalid, contact_error_code(&e).into()),
+    }
+}
+
+/// The stable code the UI translates (`Texts.contact-error`).
+pub fn contact_error_code(e: &ContactError) -> &'static str {
+    match e {
+        ContactError::EmailEmpty => "email_empty",
+        ContactError::EmailInvalid => "email_invalid",
+        ContactError::PhoneEmpty => "phone_empty",
+        ContactError::PhoneCharacters => "phone_characters",
+        ContactError::PhoneNoCountryCode => "phone_no_country_code",
+        ContactError::PhoneLength => "phone_length",
+    }
+}
+
+fn clamp_i32<T: TryInto<i32>>(v: T) -> i32 {
+    v.try_into().unwrap_or(i32::MAX)
+}

@@ -1,0 +1,91 @@
+//! Layout at the kiosk's screen sizes (800x480 and 1280x800, landscape and portrait): on every main screen each
+//! control is at least 48 px in both directions and lies wholly inside the window.
+
+mod ui_support;
+
+use ekyc_kiosk::api::ErrorCode;
+use ekyc_kiosk::flow::{Event, Field, FlowConfig, Key, KioskStatus};
+use i_slint_backend_testing::{AccessibleRole, ElementRoot};
+use std::time::Duration;
+use ui_support::Kiosk;
+
+fn check(k: &Kiosk, (w, h): (u32, u32), screen: &str) {
+    let controls: Vec<_> = k
+        .app()
+        .root_element()
+        .query_descendants()
+        .match_predicate(|e| matches!(e.accessible_role(), Some(AccessibleRole::Button | AccessibleRole::TextInput)))
+        .find_all();
+    assert!(!controls.is_empty(), "{w}x{h} {screen}: no controls");
+    for c in controls {
+        let label = c.accessible_label().unwrap_or_default();
+        let size = c.size();
+        let pos = c.absolute_position();
+        let what = format!("{w}x{h} {screen}: {label:?} at {pos:?} size {size:?}");
+        assert!(size.width >= 47.5 && size.height >= 47.5, "too small to touch: {what}");
+        assert!(
+            pos.x >= -0.5
+                && pos.y >= -0.5
+                && pos.x + size.width <= w as f32 + 0.5
+                && pos.y + size.height <= h as f32 + 0.5,
+            "outside the window: {what}"
+        );
+    }
+}
+
+fn walk(size: (u32, u32)) {
+    let k = ui_support::kiosk(FlowConfig::default(), size.0, size.1, false);
+    let ev = |e: Event| {
+        k.view.handle(e);
+        k.view.pump();
+    };
+    check(&k, size, "welcome");
+    ev(Event::Start);
+    check(&k, size, "consent");
+    ev(Event::Accept);
+    check(&k, size, "document");
+    ev(Event::ManualCapture);
+    ev(Event::ManualCapture);
+    check(&k, size, "face");
+    ev(Event::ManualCapture);
+    check(&k, size, "review");
+    ev(Event::ConfirmPhotos);
+    ev(Event::Key(Key::Text("ada@example".into())));
+    ev(Event::Focus(Field::Phone));
+    check(&k, size, "contact, phone keypad");
+    ev(Event::Key(Key::Text("+44 20 7946 0958".into())));
+    ev(Event::Focus(Field::Email));
+    check(&k, size, "contact, email keyboard");
+    ev(Event::Key(Key::Text(".org".into())));
+    ev(Event::Status(KioskStatus { online: Some(true), pending: 0 }));
+    ev(Event::Submit);
+    let reference = k.view.state().reference().unwrap().to_string();
+    ev(Event::Rejected { reference, code: ErrorCode::DocumentNotRecognized });
+    check(&k, size, "retry");
+    k.wait(FlowConfig::default().idle_timeout);
+    check(&k, size, "idle");
+    k.wait(Duration::from_secs(1));
+    ev(Event::StillHere);
+    ev(Event::RetryAction);
+    check(&k, size, "document again");
+}
+
+#[test]
+fn small_landscape() {
+    walk((800, 480));
+}
+
+#[test]
+fn large_landscape() {
+    walk((1280, 800));
+}
+
+#[test]
+fn small_portrait() {
+    walk((480, 800));
+}
+
+#[test]
+fn large_portrait() {
+    walk((800, 1280));
+}
