@@ -75,7 +75,7 @@ fn curl(url: &str, body: &Path) -> serde_json::Value {
         .arg(format!("@{}", body.display()))
         .arg(url)
         .output()
-        .expect("curl (installed by scripts/setup)");
+        .expect("curl (installed by .ci/setup)");
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 

@@ -26,7 +26,7 @@ fn readme_quotes_the_sandbox_rules_and_control_routes() {
 #[test]
 fn readme_names_commands_that_exist() {
     let r = readme();
-    for script in ["scripts/run", "scripts/test", "scripts/setup"] {
+    for script in [".ci/demo", ".ci/test", ".ci/setup"] {
         assert!(r.contains(script), "{script} is not in the README");
         assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(script).exists(), "{script} does not exist");
     }
