@@ -38,6 +38,13 @@ impl Sender {
 /// Starts the uploader against the configured API, or the embedded sandbox when `api.base_url` is unset.
 pub(crate) fn start_sender(loaded: &Loaded, q: &QueueHandle) -> Result<Sender, String> {
     let (client, sandbox) = super::connect::client_for(loaded)?;
+    if loaded.config.api.liveness_enabled {
+        // The API client can call E3, but nothing records a liveness clip yet: say so rather than imply a check.
+        log::warn!(
+            "api.liveness_enabled is set, but this version records no liveness clip: applications are sent without \
+             the liveness step"
+        );
+    }
     let uploader = Uploader::spawn(q.clone(), Box::new(client), &loaded.config.uploader)
         .map_err(|e: UploaderError| e.to_string())?;
     Ok(Sender { uploader, sandbox })
