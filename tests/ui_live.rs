@@ -6,6 +6,7 @@ use ekyc_kiosk::camera::{CameraConfig, SourceSetting};
 use ekyc_kiosk::capture::CaptureConfig;
 use ekyc_kiosk::encode::EncodeConfig;
 use ekyc_kiosk::flow::{Event, FlowConfig, Screen};
+use ekyc_kiosk::queue::{QueueConfig, QueueHandle};
 use ekyc_kiosk::view::ui::{AppWindow, Kiosk};
 use ekyc_kiosk::view::{KioskView, LiveServices, Mailbox};
 use slint::ComponentHandle;
@@ -18,7 +19,10 @@ fn preview_and_hints_come_from_the_camera_and_the_checks() {
     app.window().set_size(slint::PhysicalSize::new(800, 480));
     let mailbox = Mailbox::new(|| {});
     let camera = CameraConfig { source: SourceSetting::Demo, ..CameraConfig::default() };
-    let live = LiveServices::new(mailbox.clone(), camera, CaptureConfig::default(), EncodeConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let q = QueueHandle::open(dir.path(), &QueueConfig::default(), Duration::from_secs(60)).unwrap();
+    let live = LiveServices::new(mailbox.clone(), camera, CaptureConfig::default(), EncodeConfig::default(), q.clone())
+        .unwrap();
     let view = KioskView::new(app, FlowConfig::default(), Box::new(live), mailbox);
     view.handle(Event::Start);
     view.handle(Event::Accept);
@@ -42,4 +46,6 @@ fn preview_and_hints_come_from_the_camera_and_the_checks() {
     view.handle(Event::Finish);
     assert!(!k.get_preview_live());
     assert_eq!(k.get_preview().size().width, 0);
+    drop(view);
+    q.shutdown();
 }

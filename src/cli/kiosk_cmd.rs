@@ -1,17 +1,23 @@
 //! The window commands: the customer kiosk (no subcommand), the operator console (`operator`) and the headless
 //! gallery (`screenshot`). Runs on the main thread, which becomes Slint's UI thread.
 //!
-//! The kiosk runs the real camera and checks ([`LiveServices`]); the queue and the uploader are a DEMO stand-in
-//! until they are wired in, and the status bar says so. The operator console shows the DEMO queue.
+//! Both windows run [`LiveServices`]: the real camera and checks (the camera opens only on a capture screen, so the
+//! operator console never opens it) and the real durable queue, with the uploader sending to the configured API or
+//! the embedded sandbox. The queue and the uploader start before the window opens and stop after it closes; if the
+//! queue cannot open (another process holds it, a broken key file) or is locked (key missing or wrong), the command
+//! stops with that error instead of running without a queue.
 
+use super::enroll::{Sender, start_sender};
+use super::queue_cmd::open_queue;
 use super::{Exit, ScreenshotArgs};
 use crate::config::Loaded;
-use crate::view::demo::{DemoOutcome, DemoServices};
+use crate::queue::QueueHandle;
 use crate::view::snapshot::{install_headless_platform, render_gallery, save_gallery};
 use crate::view::ui::{AppWindow, Kiosk, OperatorWindow};
-use crate::view::{KioskView, LiveServices, Mailbox, OperatorView, Services, event_loop_wake};
+use crate::view::{KioskView, LiveServices, Mailbox, OperatorView, event_loop_wake};
 use slint::{ComponentHandle, PhysicalSize, TimerMode};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The flow's clock ticks this often (idle timer, countdowns, deadlines, and a mailbox drain as a backstop).
@@ -32,7 +38,51 @@ fn display_available() -> bool {
             .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
 }
 
-/// The customer kiosk: full screen (per `[kiosk]`), the flow, the DEMO services.
+/// The queue, the uploader and the services over them, for one window.
+struct Backend {
+    queue: QueueHandle,
+    sender: Sender,
+}
+
+impl Backend {
+    /// Opens the queue (refusing a locked one: nothing could be saved), starts the uploader and builds the services
+    /// posting to `mailbox`.
+    fn start(loaded: &Loaded, mailbox: Arc<Mailbox>) -> Result<(Backend, LiveServices), String> {
+        let queue = open_queue(loaded).map_err(|e| format!("cannot open the queue: {e}"))?;
+        let fail = |q: &QueueHandle, msg: String| {
+            q.shutdown();
+            Err(msg)
+        };
+        match queue.status() {
+            Ok(s) if s.locked.is_some() => {
+                let reason = s.locked.map(|r| r.to_string()).unwrap_or_default();
+                return fail(&queue, format!("the queue is locked: {reason}"));
+            }
+            Ok(_) => {}
+            Err(e) => return fail(&queue, format!("the queue does not answer: {e}")),
+        }
+        let sender = match start_sender(loaded, &queue) {
+            Ok(s) => s,
+            Err(e) => return fail(&queue, format!("cannot start the uploader: {e}")),
+        };
+        let c = &loaded.config;
+        match LiveServices::new(mailbox, c.camera.clone(), c.capture.clone(), c.encode.clone(), queue.clone()) {
+            Ok(live) => Ok((Backend { queue, sender }, live)),
+            Err(e) => {
+                sender.shutdown();
+                fail(&queue, e)
+            }
+        }
+    }
+
+    /// Stops the uploader, then the queue (call after the services are dropped).
+    fn shutdown(self) {
+        self.sender.shutdown();
+        self.queue.shutdown();
+    }
+}
+
+/// The customer kiosk: full screen (per `[kiosk]`), the flow, the live services.
 pub fn kiosk(loaded: &Loaded) -> Exit {
     let cfg = &loaded.config.kiosk;
     let flow = match cfg.flow() {
@@ -57,19 +107,15 @@ pub fn kiosk(loaded: &Loaded) -> Exit {
     app.global::<Kiosk>().set_hide_cursor(cfg.hide_cursor);
     app.window().set_fullscreen(cfg.fullscreen);
     let mailbox = Mailbox::new(event_loop_wake());
-    let c = &loaded.config;
-    let services: Box<dyn Services> =
-        match LiveServices::new(mailbox.clone(), c.camera.clone(), c.capture.clone(), c.encode.clone()) {
-            Ok(live) => {
-                log::warn!("DEMO queue: photos are checked and encoded, but applications are not saved or sent yet");
-                Box::new(live)
-            }
-            Err(e) => {
-                log::error!("{e}; running the DEMO camera and checks instead");
-                Box::new(DemoServices::new(mailbox.clone(), DemoOutcome::Accept))
-            }
-        };
-    let view = KioskView::new(app, flow, services, mailbox);
+    let (backend, live) = match Backend::start(loaded, mailbox.clone()) {
+        Ok(b) => b,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("error: {e}");
+            return Exit::Fatal;
+        }
+    };
+    let view = KioskView::new(app, flow, Box::new(live), mailbox);
     view.make_active();
     let start = Instant::now();
     let timer = slint::Timer::default();
@@ -79,17 +125,22 @@ pub fn kiosk(loaded: &Loaded) -> Exit {
             v.tick(start.elapsed());
         }
     });
-    match view.app().run() {
+    let exit = match view.app().run() {
         Ok(()) => Exit::Done,
         Err(e) => {
             eprintln!("error: the kiosk window failed: {e}");
             Exit::Fatal
         }
-    }
+    };
+    // The services (capture thread, queue events) stop first, then the uploader and the queue.
+    drop(timer);
+    drop(view);
+    backend.shutdown();
+    exit
 }
 
-/// The operator console, windowed.
-pub fn operator(_loaded: &Loaded) -> Exit {
+/// The operator console, windowed, over the real queue (the uploader runs while it is open, so a retry is sent).
+pub fn operator(loaded: &Loaded) -> Exit {
     if !display_available() {
         eprintln!("error: {NO_DISPLAY}");
         return Exit::Fatal;
@@ -101,16 +152,32 @@ pub fn operator(_loaded: &Loaded) -> Exit {
             return Exit::Fatal;
         }
     };
-    log::warn!("DEMO: the operator console shows a simulated queue");
+    // The console reads the queue when asked; the status reports meant for the kiosk's status bar are dropped.
     let mailbox = Mailbox::new(|| {});
-    let view = OperatorView::new(app, Box::new(DemoServices::new(mailbox, DemoOutcome::Accept)));
-    match view.app().run() {
+    let (backend, live) = match Backend::start(loaded, mailbox.clone()) {
+        Ok(b) => b,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("error: {e}");
+            return Exit::Fatal;
+        }
+    };
+    let drain = slint::Timer::default();
+    drain.start(TimerMode::Repeated, TICK, move || {
+        mailbox.take();
+    });
+    let view = OperatorView::new(app, Box::new(live));
+    let exit = match view.app().run() {
         Ok(()) => Exit::Done,
         Err(e) => {
             eprintln!("error: the operator window failed: {e}");
             Exit::Fatal
         }
-    }
+    };
+    drop(drain);
+    drop(view);
+    backend.shutdown();
+    exit
 }
 
 /// Renders every main screen to `DIR/*.png` without a display.

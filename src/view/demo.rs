@@ -1,5 +1,5 @@
-//! DEMO stand-ins for the camera, the capture checks and the queue, until the real modules are wired in:
-//! generated preview frames (a card or a face drifting into the guide), scripted hints (not real checks), and a
+//! DEMO stand-ins for the camera, the capture checks and the queue (the real ones are [`super::LiveServices`]),
+//! for the screenshot gallery and the headless UI tests: generated preview frames (a card or a face drifting into the guide), scripted hints (not real checks), and a
 //! simulated queue and uploader. The status bar says DEMO whenever these run.
 //!
 //! Two flavours of [`Services`]: [`DemoServices`] runs a camera thread and a submission thread per application,

@@ -1,20 +1,22 @@
-//! [`LiveServices`]: the real camera (`crate::camera::CameraWorker`) and the real on-device checks
-//! (`crate::capture`: quality checks, auto-capture, JPEG encoding to the budget) behind [`Services`]. The queue and
-//! the uploader are not wired yet: applications go to the DEMO queue of [`DemoServices`] (the status bar says DEMO),
-//! and the encoded photos stay held in memory until the session is wiped.
+//! [`LiveServices`]: the real camera (`crate::camera::CameraWorker`), the real on-device checks (`crate::capture`:
+//! quality checks, auto-capture, JPEG encoding to the budget) and the real durable queue ([`QueueLink`] over
+//! `crate::queue::QueueHandle`; the uploader that sends it is started by the caller) behind [`Services`]. The
+//! encoded photos are held in memory until they are saved in the queue (then dropped) or the session is wiped.
 //!
 //! Threads: one "ui-capture" thread owns the camera worker, the checker and the held photos; the UI thread sends it
 //! commands through a bounded channel and never waits for it (except a bounded join at shutdown). A "ui-preview"
 //! thread scales (and, for the face, mirrors) every new frame and posts it, so the checks never hold the preview
-//! back and the UI thread only wraps pixels into an image.
+//! back and the UI thread only wraps pixels into an image. Saving runs on a "ui-enqueue" thread and the queue's
+//! events come back on a "ui-queue-events" thread (see [`QueueLink`]).
 
-use super::demo::{DemoOutcome, DemoServices};
+use super::queue_link::QueueLink;
 use super::services::{Mailbox, QueueAlerts, QueueItem, Report, ServiceError, Services};
-use crate::camera::{CameraConfig, CameraWorker, FrameTap};
+use crate::camera::{CameraConfig, CameraWorker, FrameTap, SourceSetting};
 use crate::capture::{AutoCapture, CaptureConfig, CheckedCapture, Mode, QualityChecker};
 use crate::contact::{Email, Phone};
 use crate::encode::{EncodeConfig, UploadJpeg, encode_checked};
 use crate::flow::{CameraMode, CaptureTarget, Event};
+use crate::queue::{NewEnrollment, QueueHandle};
 use image::RgbImage;
 use slint::{Rgb8Pixel, SharedPixelBuffer};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,24 +48,38 @@ enum Command {
     Capture(CaptureTarget, u64),
     Drop(CaptureTarget),
     Wipe,
+    /// Save the held photos of `session` with these contact details.
+    Enqueue {
+        session: u64,
+        email: Email,
+        phone: Phone,
+    },
 }
 
-/// The real camera and checks, with the DEMO queue. See the module header.
+/// The real camera, checks and queue. See the module header.
 pub struct LiveServices {
     commands: Option<SyncSender<Command>>,
     thread: Option<JoinHandle<()>>,
-    queue: DemoServices,
+    demo_camera: Arc<AtomicBool>,
+    link: Arc<QueueLink>,
 }
 
 impl LiveServices {
-    /// Starts the capture thread (the camera opens on the first capture screen). Fails only if the checker cannot
-    /// be built (a bad `[capture]` section) or the thread cannot start.
+    /// Starts the capture thread (the camera opens on the first capture screen) with applications saved in
+    /// `queue` (whose events it follows; start the uploader on the same queue to send them). Fails only if the
+    /// checker cannot be built (a bad `[capture]` section), the queue has stopped, or a thread cannot start.
     pub fn new(
         mailbox: Arc<Mailbox>,
         camera: CameraConfig,
         capture: CaptureConfig,
         encode: EncodeConfig,
+        queue: QueueHandle,
     ) -> Result<LiveServices, String> {
+        let link = Arc::new(QueueLink::new(queue, mailbox.clone()).map_err(|e| format!("the queue: {e}"))?);
+        let worker_link = link.clone();
+        // Until the camera opens, the setting says whether it is the demo (`auto` may fall back to it).
+        let demo_camera = Arc::new(AtomicBool::new(matches!(camera.source, SourceSetting::Demo)));
+        let worker_demo = demo_camera.clone();
         let (tx, rx) = sync_channel(COMMAND_CAPACITY);
         // The checker holds the face detector, which is not `Send`: it is built on the thread that uses it.
         let (ready_tx, ready_rx) = sync_channel::<Result<(), String>>(1);
@@ -94,6 +110,9 @@ impl LiveServices {
                     last_check: None,
                     ready: None,
                     held: Vec::new(),
+                    link: worker_link,
+                    released: Arc::new(Mutex::new(Vec::new())),
+                    demo_camera: worker_demo,
                 };
                 worker.run(rx)
             })
@@ -106,11 +125,7 @@ impl LiveServices {
             }
             Err(_) => return Err("the capture checks did not start in time".into()),
         }
-        Ok(LiveServices {
-            commands: Some(tx),
-            thread: Some(thread),
-            queue: DemoServices::new(mailbox, DemoOutcome::Accept),
-        })
+        Ok(LiveServices { commands: Some(tx), thread: Some(thread), demo_camera, link })
     }
 
     fn send(&self, c: Command) {
@@ -124,8 +139,7 @@ impl LiveServices {
 
 impl Services for LiveServices {
     fn is_demo(&self) -> bool {
-        // The queue is still simulated.
-        true
+        self.demo_camera.load(Ordering::SeqCst)
     }
 
     fn start_camera(&mut self, mode: CameraMode, session: u64) {
@@ -145,7 +159,11 @@ impl Services for LiveServices {
     }
 
     fn enqueue(&mut self, session: u64, email: Email, phone: Phone, supersedes: Option<String>) {
-        self.queue.enqueue(session, email, phone, supersedes);
+        if let Some(old) = supersedes {
+            // The earlier application stays in the queue (needs_user) for the operator to purge or follow up.
+            log::info!("the new application of this session replaces {old}");
+        }
+        self.send(Command::Enqueue { session, email, phone });
     }
 
     fn wipe(&mut self) {
@@ -153,19 +171,19 @@ impl Services for LiveServices {
     }
 
     fn queue_items(&mut self) -> Result<Vec<QueueItem>, ServiceError> {
-        self.queue.queue_items()
+        self.link.items()
     }
 
     fn queue_alerts(&mut self) -> QueueAlerts {
-        self.queue.queue_alerts()
+        self.link.alerts()
     }
 
     fn retry(&mut self, reference: &str) -> Result<(), ServiceError> {
-        self.queue.retry(reference)
+        self.link.retry(reference)
     }
 
     fn purge(&mut self, reference: &str) -> Result<(), ServiceError> {
-        self.queue.purge(reference)
+        self.link.purge(reference)
     }
 }
 
@@ -199,7 +217,14 @@ struct Worker {
     last_check: Option<Instant>,
     /// A document capture the auto-capture already took, waiting for the flow's capture request.
     ready: Option<CheckedCapture>,
-    held: Vec<(CaptureTarget, UploadJpeg)>,
+    /// The photos taken, with the session they were taken for.
+    held: Vec<(CaptureTarget, u64, UploadJpeg)>,
+    link: Arc<QueueLink>,
+    /// Sessions whose photos are saved in the queue: their held photos are dropped at the next turn of the loop.
+    /// At most one entry per save, drained every turn.
+    released: Arc<Mutex<Vec<u64>>>,
+    /// Whether the open camera is the bundled demo (shared with [`LiveServices::is_demo`]).
+    demo_camera: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -220,6 +245,10 @@ impl Worker {
             };
             if let Some(c) = next {
                 self.command(c);
+            }
+            let saved: Vec<u64> = self.released.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+            if !saved.is_empty() {
+                self.held.retain(|(_, s, _)| !saved.contains(s));
             }
             if let Some((mode, session)) = self.active {
                 self.frame(mode, session);
@@ -258,7 +287,7 @@ impl Worker {
                 self.ready = None;
             }
             Command::Capture(target, session) => self.capture(target, session),
-            Command::Drop(target) => self.held.retain(|(t, _)| *t != target),
+            Command::Drop(target) => self.held.retain(|(t, _, _)| *t != target),
             Command::Wipe => {
                 self.active = None;
                 self.set_shown(None);
@@ -266,7 +295,27 @@ impl Worker {
                 self.ready = None;
                 self.held.clear();
             }
+            Command::Enqueue { session, email, phone } => self.enqueue(session, email, phone),
         }
+    }
+
+    /// Builds the application from the photos held for `session` and saves it on the queue's helper thread; once
+    /// it is committed the photos are released (dropped from memory).
+    fn enqueue(&mut self, session: u64, email: Email, phone: Phone) {
+        let photo = |target: CaptureTarget| {
+            self.held.iter().find(|(t, s, _)| *t == target && *s == session).map(|(_, _, j)| j.clone())
+        };
+        let (Some(front), Some(face)) = (photo(CaptureTarget::DocumentFront), photo(CaptureTarget::Face)) else {
+            log::error!("cannot save the application: the document front or the face photo is not held");
+            self.mailbox.post_event(Event::SaveFailed { session });
+            return;
+        };
+        let back = photo(CaptureTarget::DocumentBack);
+        let new = NewEnrollment { email, phone, front, back, side: None, face };
+        let released = self.released.clone();
+        self.link.enqueue(session, new, move || {
+            released.lock().unwrap_or_else(|e| e.into_inner()).push(session);
+        });
     }
 
     fn open_camera(&mut self) {
@@ -276,6 +325,7 @@ impl Worker {
         match CameraWorker::spawn(&self.camera_config) {
             Ok(cam) => {
                 log::info!("camera open: {}", cam.describe());
+                self.demo_camera.store(cam.is_demo(), Ordering::SeqCst);
                 self.tap = Some(cam.tap());
                 self.start_preview(cam.tap());
                 self.camera = Some(cam);
@@ -289,7 +339,7 @@ impl Worker {
     fn check_mode(&self, mode: CameraMode) -> Mode {
         match mode {
             CameraMode::Face => Mode::Face,
-            CameraMode::Document if self.held.iter().any(|(t, _)| *t == CaptureTarget::DocumentFront) => {
+            CameraMode::Document if self.held.iter().any(|(t, _, _)| *t == CaptureTarget::DocumentFront) => {
                 Mode::DocumentBack
             }
             CameraMode::Document => Mode::DocumentFront,
@@ -390,8 +440,8 @@ impl Worker {
         };
         match encode_checked(&checked, &self.encode) {
             Ok(jpeg) => {
-                self.held.retain(|(t, _)| *t != target);
-                self.held.push((target, jpeg));
+                self.held.retain(|(t, _, _)| *t != target);
+                self.held.push((target, session, jpeg));
                 let thumb = pixels(checked.image(), THUMB_MAX_W, mode == Mode::Face);
                 self.mailbox.post(Report::Thumbnail { session, target, pixels: thumb });
                 self.mailbox.post_event(Event::Captured { session, target });
@@ -436,8 +486,14 @@ mod tests {
     fn demo_camera_frames_and_verdicts_reach_the_mailbox() {
         let mailbox = Mailbox::new(|| {});
         let camera = CameraConfig { source: SourceSetting::Demo, ..CameraConfig::default() };
+        let dir = tempfile::tempdir().unwrap();
+        let q = QueueHandle::open(dir.path(), &crate::queue::QueueConfig::default(), Duration::from_secs(60)).unwrap();
         let mut live =
-            LiveServices::new(mailbox.clone(), camera, CaptureConfig::default(), EncodeConfig::default()).unwrap();
+            LiveServices::new(mailbox.clone(), camera, CaptureConfig::default(), EncodeConfig::default(), q.clone())
+                .unwrap();
+        assert!(live.is_demo(), "the demo camera is the only demo part");
+        assert_eq!(live.queue_items().unwrap(), vec![]);
+        assert_eq!(live.queue_alerts(), QueueAlerts::default());
         live.start_camera(CameraMode::Face, 7);
         let deadline = Instant::now() + Duration::from_secs(20);
         let (mut frame, mut verdict) = (false, false);
@@ -451,5 +507,6 @@ mod tests {
         assert!(verdict, "no verdict");
         live.stop_camera();
         drop(live);
+        q.shutdown();
     }
 }

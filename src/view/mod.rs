@@ -1,7 +1,7 @@
 //! The Slint glue (UI thread only): the compiled `.slint` components ([`ui`]), the customer window's controller
 //! ([`KioskView`]: callbacks -> flow events, flow state -> the `Kiosk` global, effects -> [`Services`]), the operator
-//! console ([`OperatorView`]), the [`Mailbox`] workers post to, the real camera and checks ([`LiveServices`], with
-//! the DEMO queue), the DEMO services, and headless rendering to PNG ([`snapshot`]).
+//! console ([`OperatorView`]), the [`Mailbox`] workers post to, the real camera, checks and queue ([`LiveServices`],
+//! [`QueueLink`]), the DEMO services, and headless rendering to PNG ([`snapshot`]).
 //!
 //! Worker threads never touch Slint: they post [`slint::SharedPixelBuffer`]s and events to the [`Mailbox`], and the
 //! UI thread turns a frame into a [`slint::Image`] when it drains it.
@@ -11,6 +11,7 @@ pub mod demo;
 mod kiosk;
 mod live;
 mod operator;
+mod queue_link;
 mod services;
 pub mod snapshot;
 
@@ -24,4 +25,5 @@ pub use config::KioskConfig;
 pub use kiosk::{KioskView, contact_error_code, event_loop_wake};
 pub use live::LiveServices;
 pub use operator::{OperatorView, format_age};
+pub use queue_link::QueueLink;
 pub use services::{MAILBOX_CAPACITY, Mailbox, PreviewFrame, QueueAlerts, QueueItem, Report, ServiceError, Services};

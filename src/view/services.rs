@@ -1,6 +1,6 @@
 //! What the UI needs from the rest of the kiosk, as one small trait ([`Services`]), and the [`Mailbox`] through which
 //! worker threads report back to the UI thread. The real camera, capture and queue modules plug in behind
-//! [`Services`]; [`crate::view::demo`] is the stand-in until they do.
+//! [`Services`] ([`crate::view::LiveServices`]); [`crate::view::demo`] stands in for the gallery and the UI tests.
 //!
 //! Threads: [`Services`] methods are called on the UI thread and must return at once (start work on a worker,
 //! never block on a device or the network). Workers post to the [`Mailbox`] from any thread; the UI thread drains it.
