@@ -11,7 +11,7 @@ use std::time::Duration;
 #[test]
 fn start_to_result_through_the_screens() {
     let k = ui_support::kiosk(FlowConfig::default(), 1280, 800, false);
-    assert!(k.shows("DEMO: applications are not sent"), "the demo must say so: {:?}", k.labels());
+    assert!(k.shows("DEMO: sample camera pictures"), "the demo must say so: {:?}", k.labels());
     k.press("Start");
     assert!(k.shows("Your privacy"));
     k.press("I agree");
