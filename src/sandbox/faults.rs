@@ -12,43 +12,9 @@ pub const MAX_CALLS: usize = 1000;
 /// Fault rules kept at once.
 pub const MAX_RULES: usize = 100;
 
-/// A sandbox endpoint, named like the API client's `Endpoint`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SandboxEndpoint {
-    /// E1.
-    Document,
-    /// E2.
-    Face,
-    /// E3.
-    Liveness,
-    /// E4.
-    CreateRequest,
-    /// E5.
-    Accept,
-    /// E6.
-    List,
-    /// E7.
-    Show,
-    /// E9.
-    Delete,
-}
-
-impl SandboxEndpoint {
-    /// The snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SandboxEndpoint::Document => "document",
-            SandboxEndpoint::Face => "face",
-            SandboxEndpoint::Liveness => "liveness",
-            SandboxEndpoint::CreateRequest => "create_request",
-            SandboxEndpoint::Accept => "accept",
-            SandboxEndpoint::List => "list",
-            SandboxEndpoint::Show => "show",
-            SandboxEndpoint::Delete => "delete",
-        }
-    }
-}
+/// The sandbox's endpoints are the API client's: one enum, so a fault rule, a call record and the client's
+/// errors name an endpoint the same way (snake_case in JSON).
+pub use crate::api::Endpoint as SandboxEndpoint;
 
 /// What a fault rule does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
