@@ -65,9 +65,13 @@ fn cli(base_url: &str, key: &str, extra_env: &[(&str, &str)], args: &[&str]) -> 
 }
 
 fn enroll(sb: &Sandbox, key: &str, extra_env: &[(&str, &str)], front: &str, face: &str, c: &(String, String)) -> Run {
+    enroll_at(sb.base_url().as_str(), key, extra_env, front, face, c)
+}
+
+fn enroll_at(url: &str, key: &str, extra_env: &[(&str, &str)], front: &str, face: &str, c: &(String, String)) -> Run {
     let (front, back, face) = (asset(front), asset("assets/demo/id-back.jpg"), asset(face));
     cli(
-        sb.base_url().as_str(),
+        url,
         key,
         extra_env,
         &[
@@ -187,29 +191,7 @@ fn network_trouble_is_reported_as_such() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let url = format!("http://{closed}/");
-    let c = contact();
-    let front = asset(FRONT);
-    let face = asset(FACE);
-    let run = cli(
-        &url,
-        KEY,
-        &[],
-        &[
-            "enroll",
-            "--front",
-            front.to_str().unwrap(),
-            "--face",
-            face.to_str().unwrap(),
-            "--email",
-            &c.0,
-            "--phone",
-            &c.1,
-            "--wait",
-            "2",
-            "--json",
-        ],
-    );
+    let run = enroll_at(&format!("http://{closed}/"), KEY, &[], FRONT, FACE, &contact());
     expect_error(&run, 5, "queued", ErrorCode::NetworkUnreachable, "document", None);
 }
 
