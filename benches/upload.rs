@@ -209,10 +209,8 @@ fn bench(c: &mut Criterion) {
     memory(full);
 
     let sb = Sandbox::start(SandboxOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_key: ApiKey::new(KEY),
-        state_file: None,
         config: SandboxConfig { validation_delay: Duration::ZERO, max_requests: 100_000, ..SandboxConfig::default() },
+        ..SandboxOptions::loopback(ApiKey::new(KEY))
     })
     .unwrap();
     let imgs = (demo("id-front.jpg"), demo("id-back.jpg"), demo("face.jpg"));

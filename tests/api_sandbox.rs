@@ -16,10 +16,8 @@ const KEY: &str = "sandbox-e2e-key";
 
 fn start() -> Sandbox {
     Sandbox::start(SandboxOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_key: ApiKey::new(KEY),
-        state_file: None,
         config: SandboxConfig { validation_delay: Duration::ZERO, ..SandboxConfig::default() },
+        ..SandboxOptions::loopback(ApiKey::new(KEY))
     })
     .expect("sandbox")
 }

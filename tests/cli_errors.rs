@@ -17,10 +17,8 @@ const KEY: &str = "cli-errors-key";
 
 fn start(liveness: bool) -> Sandbox {
     Sandbox::start(SandboxOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_key: ApiKey::new(KEY),
-        state_file: None,
         config: SandboxConfig { liveness_enabled: liveness, ..SandboxConfig::default() },
+        ..SandboxOptions::loopback(ApiKey::new(KEY))
     })
     .unwrap()
 }

@@ -116,10 +116,8 @@ fn saved_refs(out: &str) -> Vec<String> {
 fn kill_9_during_save_and_upload_loses_nothing_acknowledged() {
     let target: u32 = std::env::var("CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     let sb = Sandbox::start(SandboxOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_key: ApiKey::new(KEY),
-        state_file: None,
         config: SandboxConfig { validation_delay: Duration::ZERO, ..SandboxConfig::default() },
+        ..SandboxOptions::loopback(ApiKey::new(KEY))
     })
     .unwrap();
     let rig =

@@ -14,10 +14,8 @@ const KEY: &str = "queue-cli-key";
 
 fn sandbox() -> Sandbox {
     Sandbox::start(SandboxOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_key: ApiKey::new(KEY),
-        state_file: None,
         config: SandboxConfig { validation_delay: Duration::ZERO, ..SandboxConfig::default() },
+        ..SandboxOptions::loopback(ApiKey::new(KEY))
     })
     .unwrap()
 }

@@ -45,10 +45,8 @@ fn events(mailbox: &Mailbox) -> Vec<Event> {
 /// A sandbox on 127.0.0.1:0 and a client for it.
 fn sandbox() -> (Sandbox, ApiClient) {
     let sb = Sandbox::start(SandboxOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_key: ApiKey::new(KEY),
-        state_file: None,
         config: SandboxConfig { validation_delay: Duration::ZERO, ..SandboxConfig::default() },
+        ..SandboxOptions::loopback(ApiKey::new(KEY))
     })
     .unwrap();
     let client =

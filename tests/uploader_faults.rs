@@ -37,10 +37,8 @@ fn max_attempts(b: &Backoff, elapsed: Duration) -> u32 {
 #[test]
 fn after_network_and_server_faults_the_queue_drains_fully() {
     let sb = Sandbox::start(SandboxOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_key: ApiKey::new(KEY),
-        state_file: None,
         config: SandboxConfig { validation_delay: Duration::ZERO, ..SandboxConfig::default() },
+        ..SandboxOptions::loopback(ApiKey::new(KEY))
     })
     .unwrap();
     let proxy = FaultProxy::start(sb.addr());

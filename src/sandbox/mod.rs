@@ -175,6 +175,19 @@ pub struct Sandbox {
     done: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
+impl SandboxOptions {
+    /// A sandbox on a free loopback port (127.0.0.1:0), in memory only, with the default behaviour: what tests,
+    /// benchmarks and the embedded default start from.
+    pub fn loopback(api_key: ApiKey) -> SandboxOptions {
+        SandboxOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api_key,
+            state_file: None,
+            config: SandboxConfig::default(),
+        }
+    }
+}
+
 impl Sandbox {
     /// Starts a sandbox on `opts.listen`, serving the contract's default paths and field names.
     pub fn start(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
@@ -187,10 +200,9 @@ impl Sandbox {
         let dir = &config.storage.data_dir;
         create_private_dir(dir).map_err(|source| StateError::Io { path: dir.clone(), source })?;
         let opts = SandboxOptions {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            api_key: random_key(),
             state_file: Some(dir.join("sandbox-state.json")),
             config: config.sandbox.clone(),
+            ..SandboxOptions::loopback(random_key())
         };
         let sb = Sandbox::start_with(opts, config.api.paths.clone(), config.api.fields.clone())?;
         log::info!(
