@@ -8,7 +8,7 @@
 //! never appears in this module's output or errors.
 
 use crate::api::{ApiConfig, FaceMatchConfig};
-use crate::secret::ApiKey;
+use crate::secret::{ApiKey, StaffPin};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -105,6 +105,8 @@ pub struct Loaded {
     pub api_key: Option<ApiKey>,
     /// Where the key came from.
     pub key_source: KeySource,
+    /// The staff PIN that opens the operator console on the kiosk (`EKYC_STAFF_PIN` or `kiosk.staff_pin_file`).
+    pub staff_pin: Option<StaffPin>,
     /// For each key set by the file or the environment, where its value came from (`file`, or the variable's name).
     pub sources: BTreeMap<String, String>,
     /// The file read, if any.
@@ -132,6 +134,9 @@ pub enum ConfigError {
     /// The key file could not be used.
     #[error("api key file {path}: {reason}")]
     KeyFile { path: PathBuf, reason: String },
+    /// The staff PIN (its file, or `EKYC_STAFF_PIN`) could not be used. Never contains the PIN.
+    #[error("staff pin {origin}: {reason}")]
+    StaffPin { origin: String, reason: String },
 }
 
 /// Loads the configuration from the real environment.
@@ -164,10 +169,15 @@ pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Lo
     }
 
     let mut api_key_env = None;
+    let mut staff_pin_env = None;
     for (name, raw) in env {
         match name.as_str() {
             "EKYC_API_KEY" => {
                 api_key_env = Some(ApiKey::new(raw));
+                continue;
+            }
+            "EKYC_STAFF_PIN" => {
+                staff_pin_env = Some(zeroize::Zeroizing::new(raw.clone()));
                 continue;
             }
             "EKYC_DATA_DIR" => {
@@ -220,7 +230,21 @@ pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Lo
         ));
     }
 
-    Ok(Loaded { config, api_key, key_source, sources, file: file.map(Path::to_owned) })
+    let staff_pin = match (staff_pin_env, &config.kiosk.staff_pin_file) {
+        (Some(raw), _) => Some(
+            StaffPin::parse(&raw)
+                .map_err(|reason| ConfigError::StaffPin { origin: "from EKYC_STAFF_PIN".into(), reason })?,
+        ),
+        (None, Some(path)) => {
+            let origin = format!("file {}", path.display());
+            let text = read_secret_file(path, "staff pin")
+                .map_err(|reason| ConfigError::StaffPin { origin: origin.clone(), reason })?;
+            Some(StaffPin::parse(&text).map_err(|reason| ConfigError::StaffPin { origin, reason })?)
+        }
+        (None, None) => None,
+    };
+
+    Ok(Loaded { config, api_key, key_source, staff_pin, sources, file: file.map(Path::to_owned) })
 }
 
 impl Config {
@@ -255,6 +279,8 @@ impl Loaded {
             KeySource::None => "none".to_string(),
         };
         out.push_str(&format!("# api key: {key}\n"));
+        let pin = if self.staff_pin.is_some() { "set (redacted)" } else { "none (the kiosk has no operator screen)" };
+        out.push_str(&format!("# staff pin: {pin}\n"));
         if self.config.api.base_url.is_none() {
             out.push_str("# api.base_url is unset: commands that need the API start the built-in sandbox\n");
         }
@@ -286,30 +312,8 @@ fn read_bounded(path: &Path) -> Result<String, ConfigError> {
 
 /// Reads the API key file, refusing one that group or others can read.
 fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
-    use std::io::Read;
     let err = |reason: String| ConfigError::KeyFile { path: path.to_owned(), reason };
-    let f = std::fs::File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
-    let meta = f.metadata().map_err(|e| err(format!("cannot stat: {e}")))?;
-    if !meta.is_file() {
-        return Err(err("is not a regular file".into()));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(err(format!(
-                "is readable by group or others (mode {mode:04o}); a leaked key lets anyone submit applications \
-                 as this kiosk. Run `chmod 600 {}`",
-                path.display()
-            )));
-        }
-    }
-    let mut text = zeroize::Zeroizing::new(String::new());
-    f.take(4097).read_to_string(&mut text).map_err(|e| err(format!("cannot read: {e}")))?;
-    if text.len() > 4096 {
-        return Err(err("is larger than 4096 bytes; it should hold only the key".into()));
-    }
+    let text = read_secret_file(path, "key").map_err(err)?;
     let key = ApiKey::new(&text);
     if key.is_empty() {
         return Err(err("is empty".into()));
@@ -318,6 +322,35 @@ fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
         return Err(err("holds white space or control characters inside the key".into()));
     }
     Ok(key)
+}
+
+/// Reads a small secret file (`what` names the secret in the messages), refusing one that group or others can
+/// read. The error is the reason only; the caller names the file.
+fn read_secret_file(path: &Path, what: &str) -> Result<zeroize::Zeroizing<String>, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let meta = f.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "is readable by group or others (mode {mode:04o}); a leaked {what} lets anyone act as this kiosk. \
+                 Run `chmod 600 {}`",
+                path.display()
+            ));
+        }
+    }
+    let mut text = zeroize::Zeroizing::new(String::new());
+    f.take(4097).read_to_string(&mut text).map_err(|e| format!("cannot read: {e}"))?;
+    if text.len() > 4096 {
+        return Err(format!("is larger than 4096 bytes; it should hold only the {what}"));
+    }
+    Ok(text)
 }
 
 fn merge_tables(
@@ -419,7 +452,7 @@ pub fn known_keys() -> Vec<String> {
 }
 
 /// Keys whose default is "unset", so they do not appear when the defaults are serialized.
-pub const OPTIONAL_KEYS: &[&str] = &["api.base_url", "api.key_file", "face_match.min_score"];
+pub const OPTIONAL_KEYS: &[&str] = &["api.base_url", "api.key_file", "face_match.min_score", "kiosk.staff_pin_file"];
 
 fn collect_leaves(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
     for (k, v) in t {
@@ -536,6 +569,30 @@ mod tests {
         let shown = format!("{} {:?}", l.render(), l);
         assert!(!shown.contains("sk_secret_value"), "{shown}");
         assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn staff_pin_comes_from_a_private_file_or_the_environment_and_is_never_printed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let pin = write(dir.path(), "pin", "918273\n");
+        std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let cfg = write(dir.path(), "c.toml", &format!("[kiosk]\nstaff_pin_file = \"{}\"\n", pin.display()));
+        let e = load_with_env(Some(&cfg), &[]).unwrap_err().to_string();
+        assert!(e.starts_with("staff pin file") && e.contains("chmod 600"), "{e}");
+
+        std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let l = load_with_env(Some(&cfg), &[]).unwrap();
+        assert!(l.staff_pin.as_ref().unwrap().matches("918273"));
+        let shown = format!("{} {:?}", l.render(), l);
+        assert!(!shown.contains("918273") && shown.contains("staff pin: set (redacted)"), "{shown}");
+
+        // The variable wins; a malformed PIN is refused without being quoted.
+        let l = load_with_env(Some(&cfg), &env(&[("EKYC_STAFF_PIN", "4455")])).unwrap();
+        assert!(l.staff_pin.unwrap().matches("4455"));
+        let e = load_with_env(None, &env(&[("EKYC_STAFF_PIN", "12x45")])).unwrap_err().to_string();
+        assert_eq!(e, "staff pin from EKYC_STAFF_PIN: must hold digits only");
+        assert!(load_with_env(None, &[]).unwrap().staff_pin.is_none());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Secrets held in memory: the API key. Owned by whoever holds the value; no thread of its own.
+//! Secrets held in memory: the API key and the staff PIN. Owned by whoever holds the value; no thread of its own.
 //!
 //! A secret is zeroed on drop, and its `Debug` prints `<redacted>`; it has no `Display`, so it cannot end up in a
 //! log line, an error message or a panic by accident. The only way to the bytes is [`ApiKey::expose`], called where
@@ -42,6 +42,42 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
+/// The PIN that opens the operator console on the customer kiosk: 4 to 12 digits.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaffPin(Zeroizing<String>);
+
+/// Fewest digits a staff PIN may have.
+pub const STAFF_PIN_MIN: usize = 4;
+/// Most digits a staff PIN may have (also the most the PIN pad accepts).
+pub const STAFF_PIN_MAX: usize = 12;
+
+impl StaffPin {
+    /// Checks and wraps a PIN (surrounding white space removed). The error says what is wrong, never the PIN.
+    pub fn parse(pin: &str) -> Result<StaffPin, String> {
+        let pin = pin.trim();
+        if !(STAFF_PIN_MIN..=STAFF_PIN_MAX).contains(&pin.chars().count()) {
+            return Err(format!("must have {STAFF_PIN_MIN} to {STAFF_PIN_MAX} digits"));
+        }
+        if !pin.chars().all(|c| c.is_ascii_digit()) {
+            return Err("must hold digits only".into());
+        }
+        Ok(StaffPin(Zeroizing::new(pin.to_owned())))
+    }
+
+    /// Compares a typed PIN in constant time (for PINs of the same length).
+    pub fn matches(&self, typed: &str) -> bool {
+        let ours = self.0.as_bytes();
+        let theirs = typed.as_bytes();
+        ours.len() == theirs.len() && ours.iter().zip(theirs).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+impl std::fmt::Debug for StaffPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StaffPin(<redacted>)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +97,17 @@ mod tests {
         assert!(!k.matches(b"abd"));
         assert!(!k.matches(b"ab"));
         assert!(!k.matches(b"abcd"));
+    }
+
+    #[test]
+    fn staff_pins_are_digits_of_sane_length_and_never_printed() {
+        for bad in ["", "123", "1234567890123", "12a4", "12 34"] {
+            assert!(StaffPin::parse(bad).is_err(), "{bad:?}");
+        }
+        let pin = StaffPin::parse(" 246810\n").unwrap();
+        assert!(pin.matches("246810"));
+        assert!(!pin.matches("24681"));
+        assert!(!pin.matches("246811"));
+        assert!(!format!("{pin:?}").contains("246810"));
     }
 }

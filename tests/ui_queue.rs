@@ -37,7 +37,7 @@ fn events(mailbox: &Mailbox) -> Vec<Event> {
         .into_iter()
         .filter_map(|r| match r {
             Report::Event(e) => Some(e),
-            Report::Thumbnail { .. } => None,
+            _ => None,
         })
         .collect()
 }

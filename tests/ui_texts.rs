@@ -6,11 +6,13 @@ use ekyc_kiosk::api::ErrorCode;
 use ekyc_kiosk::contact::ContactError;
 use ekyc_kiosk::view::demo::{Call, StillServices};
 use ekyc_kiosk::view::ui::{AppWindow, OperatorWindow, Texts};
-use ekyc_kiosk::view::{Mailbox, OperatorView, contact_error_code};
+use ekyc_kiosk::view::{DemoOperatorApi, Mailbox, OperatorView, Services, contact_error_code};
 use i_slint_backend_testing::{AccessibleRole, ElementHandle, ElementRoot};
 use slint::ComponentHandle;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::rc::Rc;
 
 fn capitalised(s: &str) -> String {
     let mut c = s.chars();
@@ -115,16 +117,19 @@ fn operator_console_lists_the_queue_and_retries_and_purges() {
     let app = OperatorWindow::new().unwrap();
     app.window().set_size(slint::PhysicalSize::new(1280, 800));
     app.show().unwrap();
-    let services = StillServices::new(Mailbox::new(|| {}));
+    let mailbox = Mailbox::new(|| {});
+    let services = StillServices::new(mailbox.clone());
     let calls = services.calls.clone();
-    let view = OperatorView::new(app, Box::new(services));
+    let services: Box<dyn Services> = Box::new(services);
+    let view = OperatorView::new(app, Rc::new(RefCell::new(services)), Box::new(DemoOperatorApi::new(mailbox)));
+    view.open();
     let rows = |label: &str| -> Vec<ElementHandle> {
-        ElementHandle::find_by_accessible_label(view.app(), label)
+        ElementHandle::find_by_accessible_label(view.host(), label)
             .filter(|e| e.accessible_role() == Some(AccessibleRole::ListItem))
             .collect()
     };
     let button = |label: &str| -> ElementHandle {
-        ElementHandle::find_by_accessible_label(view.app(), label)
+        ElementHandle::find_by_accessible_label(view.host(), label)
             .find(|e| e.accessible_role() == Some(AccessibleRole::Button))
             .unwrap()
     };
@@ -133,7 +138,7 @@ fn operator_console_lists_the_queue_and_retries_and_purges() {
     }
     // The follow-up contact shows only for the application that needs the customer.
     let texts: Vec<String> = view
-        .app()
+        .host()
         .root_element()
         .query_descendants()
         .find_all()

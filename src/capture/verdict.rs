@@ -185,6 +185,25 @@ impl Verdict {
         self.hints.first().copied()
     }
 
+    /// Every metric as a name and a short formatted value (`-` when not measured), in name order: what `inspect`
+    /// prints and the operator console's camera page shows.
+    pub fn metric_rows(&self) -> Vec<(String, String)> {
+        let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&self.metrics) else { return Vec::new() };
+        m.into_iter()
+            .map(|(k, v)| {
+                let shown = match v {
+                    serde_json::Value::Null => "-".to_string(),
+                    serde_json::Value::Number(n) => match n.as_f64() {
+                        Some(f) if n.is_f64() => format!("{f:.3}"),
+                        _ => n.to_string(),
+                    },
+                    other => other.to_string(),
+                };
+                (k, shown)
+            })
+            .collect()
+    }
+
     /// The sharpness used to pick the best of several good frames (0 when not measured).
     pub fn sharpness(&self) -> f64 {
         self.metrics.sharpness.unwrap_or(0.0)

@@ -26,6 +26,19 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
+    /// Another client for the API this sender sends to (the operator console's), and whether it is the embedded
+    /// sandbox.
+    pub(crate) fn api_client(&self, loaded: &Loaded) -> Result<(crate::api::ApiClient, bool), String> {
+        let cfg = &loaded.config;
+        let (base, key) = match (&self.sandbox, &cfg.api.base_url, &loaded.api_key) {
+            (Some(sb), _, _) => (sb.base_url(), sb.api_key().clone()),
+            (None, Some(url), Some(key)) => (url.clone(), key.clone()),
+            (None, _, _) => return Err("no API is configured".into()),
+        };
+        let client = crate::api::ApiClient::new(&cfg.api, &cfg.face_match, base, key).map_err(|e| e.to_string())?;
+        Ok((client, self.sandbox.is_some()))
+    }
+
     /// Stops the uploader, then the sandbox.
     pub(crate) fn shutdown(self) {
         self.uploader.shutdown();

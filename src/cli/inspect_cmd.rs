@@ -62,18 +62,8 @@ fn render(v: &Verdict) -> String {
     for h in &v.hints {
         out.push_str(&format!("  hint {:<22} {}\n", h.code(), h.text()));
     }
-    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&v.metrics) {
-        for (k, val) in m {
-            let shown = match val {
-                serde_json::Value::Null => "-".to_string(),
-                serde_json::Value::Number(n) => match n.as_f64() {
-                    Some(f) if n.is_f64() => format!("{f:.3}"),
-                    _ => n.to_string(),
-                },
-                other => other.to_string(),
-            };
-            out.push_str(&format!("  {k:<14} {shown}\n"));
-        }
+    for (k, shown) in v.metric_rows() {
+        out.push_str(&format!("  {k:<14} {shown}\n"));
     }
     out
 }

@@ -11,11 +11,13 @@ use super::enroll::{Sender, start_sender};
 use super::queue_cmd::open_queue;
 use super::{Exit, ScreenshotArgs};
 use crate::config::Loaded;
+use crate::flow::staff::StaffConfig;
 use crate::queue::QueueHandle;
 use crate::view::snapshot::{install_headless_platform, render_gallery, save_gallery};
 use crate::view::ui::{AppWindow, Kiosk, OperatorWindow};
-use crate::view::{KioskView, LiveServices, Mailbox, OperatorView, event_loop_wake};
+use crate::view::{KioskView, LiveOperatorApi, LiveServices, Mailbox, OperatorView, event_loop_wake};
 use slint::{ComponentHandle, PhysicalSize, TimerMode};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,10 +27,13 @@ const TICK: Duration = Duration::from_millis(100);
 
 const NO_DISPLAY: &str = "\
 no display: the kiosk needs a Wayland compositor or an X server (neither WAYLAND_DISPLAY nor DISPLAY is set).
+  - on a desktop, start it from the graphical session (a terminal in it sets DISPLAY or WAYLAND_DISPLAY)
   - on a kiosk, run it under a Wayland kiosk compositor: `cage -- ekyc-kiosk`
   - on a machine without any display server, build with `--features kms` (DRM/KMS + libinput; needs
     libudev-dev libinput-dev libxkbcommon-dev to build) and run it on the console
-  - to see the screens without a display: `ekyc-kiosk screenshot --out DIR`";
+  - to see the screens without a display: `ekyc-kiosk screenshot --out DIR`
+  - to send a whole application without a display: `ekyc-kiosk enroll --front F --face F --email E --phone P`
+    (from a clone: `.ci/demo enroll-demo` does it with the bundled demo images)";
 
 fn display_available() -> bool {
     cfg!(feature = "kms")
@@ -42,6 +47,12 @@ fn display_available() -> bool {
 struct Backend {
     queue: QueueHandle,
     sender: Sender,
+}
+
+/// The operator console's API calls, to the API the uploader sends to.
+fn operator_api(loaded: &Loaded, backend: &Backend, mailbox: Arc<Mailbox>) -> Result<LiveOperatorApi, String> {
+    let (client, sandbox) = backend.sender.api_client(loaded)?;
+    LiveOperatorApi::spawn(client, sandbox, mailbox).map_err(|e| format!("cannot start the operator-api thread: {e}"))
 }
 
 impl Backend {
@@ -115,7 +126,18 @@ pub fn kiosk(loaded: &Loaded) -> Exit {
             return Exit::Fatal;
         }
     };
-    let view = KioskView::new(app, flow, Box::new(live), mailbox);
+    let view = KioskView::new(app, flow, Box::new(live), mailbox.clone());
+    match operator_api(loaded, &backend, mailbox) {
+        Ok(api) => {
+            if loaded.staff_pin.is_none() {
+                log::info!("no staff pin is configured (kiosk.staff_pin_file or EKYC_STAFF_PIN): no operator screen");
+            }
+            // The console also sets the status bar's sandbox badge.
+            let policy = StaffConfig::new(loaded.staff_pin.clone(), flow.idle_timeout + flow.idle_countdown);
+            view.enable_staff(policy, Box::new(api));
+        }
+        Err(e) => log::error!("the operator screen is unavailable: {e}"),
+    }
     view.make_active();
     let start = Instant::now();
     let timer = slint::Timer::default();
@@ -152,7 +174,8 @@ pub fn operator(loaded: &Loaded) -> Exit {
             return Exit::Fatal;
         }
     };
-    // The console reads the queue when asked; the status reports meant for the kiosk's status bar are dropped.
+    // The console reads the queue when asked; it takes its own answers from the mailbox on every tick (the status
+    // reports meant for the kiosk's status bar are dropped).
     let mailbox = Mailbox::new(|| {});
     let (backend, live) = match Backend::start(loaded, mailbox.clone()) {
         Ok(b) => b,
@@ -162,12 +185,26 @@ pub fn operator(loaded: &Loaded) -> Exit {
             return Exit::Fatal;
         }
     };
+    let api = match operator_api(loaded, &backend, mailbox.clone()) {
+        Ok(a) => a,
+        Err(e) => {
+            drop(live);
+            backend.shutdown();
+            eprintln!("error: {e}");
+            return Exit::Fatal;
+        }
+    };
+    let services: Box<dyn crate::view::Services> = Box::new(live);
+    let view = OperatorView::new(app, Rc::new(RefCell::new(services)), Box::new(api));
+    view.open();
     let drain = slint::Timer::default();
+    let weak = Rc::downgrade(&view);
     drain.start(TimerMode::Repeated, TICK, move || {
-        mailbox.take();
+        if let Some(v) = weak.upgrade() {
+            v.drain(&mailbox);
+        }
     });
-    let view = OperatorView::new(app, Box::new(live));
-    let exit = match view.app().run() {
+    let exit = match view.host().run() {
         Ok(()) => Exit::Done,
         Err(e) => {
             eprintln!("error: the operator window failed: {e}");

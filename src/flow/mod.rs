@@ -12,6 +12,7 @@
 //! clock survive a wipe.
 
 mod config;
+pub mod staff;
 mod step;
 
 pub use config::FlowConfig;

@@ -3,6 +3,7 @@
 
 use crate::flow::{FlowConfig, Language};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// `[kiosk]`.
@@ -29,6 +30,9 @@ pub struct KioskConfig {
     pub face_countdown: Duration,
     /// The language every session starts in: `en` or `fr`.
     pub language: String,
+    /// File holding the staff PIN (4 to 12 digits, mode 0600 or stricter) that opens the operator console on the
+    /// kiosk. `EKYC_STAFF_PIN` takes precedence. Unset: the kiosk has no operator screen.
+    pub staff_pin_file: Option<PathBuf>,
 }
 
 impl Default for KioskConfig {
@@ -43,6 +47,7 @@ impl Default for KioskConfig {
             submit_deadline: flow.submit_deadline,
             face_countdown: flow.face_countdown,
             language: flow.language.code().to_string(),
+            staff_pin_file: None,
         }
     }
 }

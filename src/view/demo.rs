@@ -6,6 +6,7 @@
 //! like the real thing will; [`StillServices`] answers synchronously (one frame per camera start, captures and saves
 //! at once), for screenshots and headless tests. Both post to the UI's [`Mailbox`].
 
+use super::console::{CameraOption, ConsoleReport};
 use super::services::{Mailbox, QueueAlerts, QueueItem, Report, ServiceError, Services};
 use crate::api::ErrorCode;
 use crate::contact::{Email, Phone};
@@ -218,6 +219,35 @@ fn post_capture(mailbox: &Mailbox, target: CaptureTarget, session: u64) {
     mailbox.post_event(Event::Captured { session, target });
 }
 
+/// The demo's camera choices: automatic and the demo pictures, with `in_use` marked.
+fn post_demo_cameras(mailbox: &Mailbox, in_use: &str) {
+    let options = vec![
+        CameraOption { id: "auto".into(), label: "Automatic: a camera if one is found, else the demo pictures".into() },
+        CameraOption { id: "demo".into(), label: "Demo pictures (no camera)".into() },
+    ];
+    mailbox.post(Report::Console(ConsoleReport::Cameras { options, in_use: in_use.to_string() }));
+}
+
+/// One generated frame of the scene, ready, and scripted measurements, for the console's camera page (DEMO: nothing
+/// is measured).
+fn post_demo_console_camera(mailbox: &Mailbox, face: bool) {
+    let mode = if face { CameraMode::Face } else { CameraMode::Document };
+    mailbox.post_console_frame(demo_frame(mode, READY_AFTER, PREVIEW_W, PREVIEW_H));
+    let metric = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let metrics = if face {
+        vec![
+            metric("brightness", "121.400"),
+            metric("face_offset", "0.081"),
+            metric("face_share", "0.412"),
+            metric("faces", "1"),
+            metric("sharpness", "211.930"),
+        ]
+    } else {
+        vec![metric("brightness", "148.200"), metric("card_fill", "0.874"), metric("sharpness", "187.020")]
+    };
+    mailbox.post(Report::Console(ConsoleReport::CameraCheck { accepted: true, hint: None, metrics }));
+}
+
 /// The threaded demo: a camera thread streaming generated frames and scripted verdicts, and a thread per
 /// submission that simulates saving and sending. DEMO: nothing is checked, saved or sent.
 pub struct DemoServices {
@@ -226,6 +256,7 @@ pub struct DemoServices {
     outcome: DemoOutcome,
     camera: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     held: Vec<CaptureTarget>,
+    camera_in_use: String,
 }
 
 impl DemoServices {
@@ -234,7 +265,7 @@ impl DemoServices {
         let queue = Arc::new(Mutex::new(DemoQueue::seeded()));
         let online = outcome != DemoOutcome::Offline;
         mailbox.post_event(Event::Status(KioskStatus { online: Some(online), pending: lock(&queue).pending() }));
-        DemoServices { mailbox, queue, outcome, camera: None, held: Vec::new() }
+        DemoServices { mailbox, queue, outcome, camera: None, held: Vec::new(), camera_in_use: "demo".into() }
     }
 }
 
@@ -347,6 +378,21 @@ impl Services for DemoServices {
     fn purge(&mut self, reference: &str) -> Result<(), ServiceError> {
         lock(&self.queue).purge(reference)
     }
+
+    fn list_cameras(&mut self) {
+        post_demo_cameras(&self.mailbox, &self.camera_in_use);
+    }
+
+    fn console_camera(&mut self, id: Option<&str>, face: bool) {
+        if id.is_some() {
+            post_demo_console_camera(&self.mailbox, face);
+        }
+    }
+
+    fn use_camera(&mut self, id: &str) {
+        self.camera_in_use = id.to_string();
+        post_demo_cameras(&self.mailbox, id);
+    }
 }
 
 impl Drop for DemoServices {
@@ -374,6 +420,10 @@ pub enum Call {
     Retry(String),
     /// `purge`.
     Purge(String),
+    /// `console_camera`: the camera id shown on the console, `None` when stopped.
+    ConsoleCamera(Option<String>),
+    /// `use_camera`.
+    UseCamera(String),
 }
 
 /// The synchronous demo: each camera start posts one generated frame (the scene `scene_time` seconds in) and its
@@ -389,6 +439,7 @@ pub struct StillServices {
     /// Every call so far, shared so a test can read it while the view owns the services.
     pub calls: Arc<Mutex<Vec<Call>>>,
     held: Vec<CaptureTarget>,
+    camera_in_use: String,
 }
 
 impl StillServices {
@@ -401,6 +452,7 @@ impl StillServices {
             save_fails: false,
             calls: Arc::new(Mutex::new(Vec::new())),
             held: Vec::new(),
+            camera_in_use: "demo".into(),
         }
     }
 
@@ -468,6 +520,23 @@ impl Services for StillServices {
     fn purge(&mut self, reference: &str) -> Result<(), ServiceError> {
         self.record(Call::Purge(reference.into()));
         self.queue.purge(reference)
+    }
+
+    fn list_cameras(&mut self) {
+        post_demo_cameras(&self.mailbox, &self.camera_in_use);
+    }
+
+    fn console_camera(&mut self, id: Option<&str>, face: bool) {
+        self.record(Call::ConsoleCamera(id.map(str::to_string)));
+        if id.is_some() {
+            post_demo_console_camera(&self.mailbox, face);
+        }
+    }
+
+    fn use_camera(&mut self, id: &str) {
+        self.record(Call::UseCamera(id.into()));
+        self.camera_in_use = id.to_string();
+        post_demo_cameras(&self.mailbox, id);
     }
 }
 

@@ -1,10 +1,15 @@
 //! The customer window's glue: Slint callbacks become flow events, the flow's state is written to the `Kiosk`
-//! global, and the flow's effects are carried out through [`Services`]. Everything here runs on the UI thread;
+//! global, and the flow's effects are carried out through [`Services`]. The staff entry (the PIN pad and the
+//! operator console over the welcome screen, [`crate::flow::staff`]) runs beside the flow once
+//! [`KioskView::enable_staff`] gives it a PIN policy and the console's API. Everything here runs on the UI thread;
 //! workers reach it only through the [`Mailbox`].
 
+use super::console::OperatorApi;
+use super::operator::{OperatorView, SharedServices};
 use super::services::{Mailbox, Report, Services};
 use super::ui::{self, AppWindow, Kiosk};
 use crate::contact::ContactError;
+use crate::flow::staff::{self, PinNotice, StaffConfig, StaffEffect, StaffEvent, StaffScreen, StaffState};
 use crate::flow::{self, CaptureTarget, Effect, Event, Field, FlowConfig, FlowState, Key, Language, Problem, Validity};
 use slint::{ComponentHandle, Image, SharedString};
 use std::cell::RefCell;
@@ -33,8 +38,10 @@ pub fn event_loop_wake() -> impl Fn() + Send + Sync + 'static {
 pub struct KioskView {
     app: AppWindow,
     state: RefCell<FlowState>,
-    services: RefCell<Box<dyn Services>>,
+    services: SharedServices,
     mailbox: Arc<Mailbox>,
+    staff: RefCell<StaffState>,
+    console: RefCell<Option<Rc<OperatorView<AppWindow>>>>,
 }
 
 impl KioskView {
@@ -45,11 +52,14 @@ impl KioskView {
         services: Box<dyn Services>,
         mailbox: Arc<Mailbox>,
     ) -> Rc<KioskView> {
+        let staff = StaffState::new(StaffConfig::new(None, config.idle_timeout + config.idle_countdown));
         let view = Rc::new(KioskView {
             app,
             state: RefCell::new(FlowState::new(config)),
-            services: RefCell::new(services),
+            services: Rc::new(RefCell::new(services)),
             mailbox,
+            staff: RefCell::new(staff),
+            console: RefCell::new(None),
         });
         view.wire();
         let k = view.app.global::<Kiosk>();
@@ -61,6 +71,55 @@ impl KioskView {
         view
     }
 
+    /// Offers the operator console behind the staff PIN (`staff.pin`; without one the welcome screen offers no staff
+    /// button), with `api` for its requests and connection pages. The console shares this view's services.
+    pub fn enable_staff(self: &Rc<Self>, policy: StaffConfig, api: Box<dyn OperatorApi>) {
+        let console = OperatorView::new(self.app.clone_strong(), self.services.clone(), api);
+        let w = Rc::downgrade(self);
+        console.on_touch(move || {
+            if let Some(v) = w.upgrade() {
+                v.staff_event(StaffEvent::Touch);
+            }
+        });
+        let w = Rc::downgrade(self);
+        console.on_exit(
+            move || {
+                if let Some(v) = w.upgrade() {
+                    v.staff_event(StaffEvent::Exit);
+                }
+            },
+            true,
+        );
+        *self.console.borrow_mut() = Some(console);
+        let now = self.state.borrow().now;
+        *self.staff.borrow_mut() = staff::step(&StaffState::new(policy), StaffEvent::Tick { now }).0;
+        self.render();
+    }
+
+    /// The staff entry's state (tests).
+    pub fn staff(&self) -> StaffState {
+        self.staff.borrow().clone()
+    }
+
+    /// Feeds one event to the staff entry and carries out its effects.
+    fn staff_event(&self, event: StaffEvent) {
+        if event == StaffEvent::Open && self.state.borrow().screen != flow::Screen::Welcome {
+            // Only over the welcome screen: nothing of a customer is ever behind the console.
+            return;
+        }
+        let (next, effects) = staff::step(&self.staff.borrow(), event);
+        *self.staff.borrow_mut() = next;
+        let console = self.console.borrow().clone();
+        for e in effects {
+            match (e, &console) {
+                (StaffEffect::ConsoleOpened, Some(c)) => c.open(),
+                (StaffEffect::ConsoleClosed, Some(c)) => c.close(),
+                (_, None) => {}
+            }
+        }
+        self.render_staff();
+    }
+
     /// Makes this view the one [`event_loop_wake`] drains.
     pub fn make_active(self: &Rc<Self>) {
         ACTIVE.with(|a| *a.borrow_mut() = Rc::downgrade(self));
@@ -69,6 +128,11 @@ impl KioskView {
     /// The window.
     pub fn app(&self) -> &AppWindow {
         &self.app
+    }
+
+    /// The mailbox this view drains (workers and the console's API post to it).
+    pub fn mailbox(&self) -> Arc<Mailbox> {
+        self.mailbox.clone()
     }
 
     /// A copy of the flow's state.
@@ -93,6 +157,7 @@ impl KioskView {
     pub fn tick(&self, now: Duration) {
         self.pump();
         self.handle(Event::Tick { now });
+        self.staff_event(StaffEvent::Tick { now });
     }
 
     /// Drains the mailbox: shows the latest preview frame, then handles the reports in order.
@@ -107,9 +172,21 @@ impl KioskView {
                 k.set_preview_live(true);
             }
         }
+        let console = self.console.borrow().clone();
+        if let Some(frame) = self.mailbox.take_console_frame()
+            && let Some(c) = &console
+        {
+            c.show_frame(frame);
+        }
         for r in reports {
             match r {
                 Report::Event(e) => self.handle(e),
+                Report::Console(c) => {
+                    if let Some(view) = &console {
+                        view.report(c);
+                    }
+                }
+                Report::QueueLocked(locked) => self.app.global::<Kiosk>().set_queue_locked(locked),
                 Report::Thumbnail { session, target, pixels } => {
                     if session == self.state.borrow().session_id {
                         self.set_photo(target, Image::from_rgb8(pixels));
@@ -201,6 +278,29 @@ impl KioskView {
         k.set_not_saved(session.problem == Some(Problem::NotSaved));
         k.set_attempts_left(clamp_i32(s.attempts_left()));
         k.set_idle_left(s.idle_left().map_or(-1, clamp_i32));
+        drop(s);
+        self.render_staff();
+    }
+
+    /// Writes the staff entry's state to the `Kiosk` global.
+    fn render_staff(&self) {
+        let st = self.staff.borrow();
+        let k = self.app.global::<Kiosk>();
+        k.set_staff_available(st.available() && self.console.borrow().is_some());
+        k.set_staff(match st.screen {
+            StaffScreen::Closed => ui::StaffView::Closed,
+            StaffScreen::Pin => ui::StaffView::Pin,
+            StaffScreen::Console => ui::StaffView::Console,
+        });
+        k.set_pin_typed(clamp_i32(st.typed_len()));
+        let (wrong, tries, locked) = match st.notice() {
+            PinNotice::None => (false, 0, 0),
+            PinNotice::Wrong { tries_left } => (true, tries_left, 0),
+            PinNotice::Locked { seconds } => (false, 0, seconds),
+        };
+        k.set_pin_wrong(wrong);
+        k.set_pin_tries_left(clamp_i32(tries));
+        k.set_pin_locked_seconds(clamp_i32(locked));
     }
 
     fn wire(self: &Rc<Self>) {
@@ -250,6 +350,25 @@ impl KioskView {
             }))
         });
         k.on_type_text(move |t: SharedString| send(Event::Key(Key::Text(t.to_string()))));
+        let w = Rc::downgrade(self);
+        let staff = move |e: StaffEvent| {
+            if let Some(v) = w.upgrade() {
+                v.staff_event(e);
+            }
+        };
+        let s = staff.clone();
+        k.on_open_staff(move || s(StaffEvent::Open));
+        let s = staff.clone();
+        k.on_pin_digit(move |d: i32| {
+            if let Ok(d) = u8::try_from(d) {
+                s(StaffEvent::Digit(d));
+            }
+        });
+        let s = staff.clone();
+        k.on_pin_erase(move || s(StaffEvent::Erase));
+        let s = staff.clone();
+        k.on_pin_enter(move || s(StaffEvent::Enter));
+        k.on_pin_cancel(move || staff(StaffEvent::Cancel));
     }
 }
 

@@ -9,14 +9,15 @@
 //! back and the UI thread only wraps pixels into an image. Saving runs on a "ui-enqueue" thread and the queue's
 //! events come back on a "ui-queue-events" thread (see [`QueueLink`]).
 
+use super::console::{CameraOption, ConsoleReport};
 use super::queue_link::QueueLink;
 use super::services::{Mailbox, QueueAlerts, QueueItem, Report, ServiceError, Services};
-use crate::camera::{CameraConfig, CameraWorker, FrameTap, SourceSetting};
+use crate::camera::{CameraConfig, CameraWorker, DeviceInfo, FrameTap, SourceSetting};
 use crate::capture::{AutoCapture, CaptureConfig, CheckedCapture, Mode, QualityChecker};
 use crate::contact::{Email, Phone};
 use crate::encode::{EncodeConfig, UploadJpeg, encode_checked};
 use crate::flow::{CameraMode, CaptureTarget, Event};
-use crate::queue::{NewEnrollment, QueueHandle};
+use crate::queue::{NewEnrollment, QueueHandle, State};
 use image::RgbImage;
 use slint::{Rgb8Pixel, SharedPixelBuffer};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +42,8 @@ const IDLE_WAIT: Duration = Duration::from_millis(500);
 const CHECKER_START: Duration = Duration::from_secs(20);
 /// Deadline for the camera worker to stop.
 const CAMERA_STOP: Duration = Duration::from_secs(2);
+/// The operator console's camera checks run at most this often (they are for reading, not for capturing).
+const CONSOLE_CHECK_INTERVAL: Duration = Duration::from_millis(400);
 
 enum Command {
     Start(CameraMode, u64),
@@ -48,12 +51,29 @@ enum Command {
     Capture(CaptureTarget, u64),
     Drop(CaptureTarget),
     Wipe,
-    /// Save the held photos of `session` with these contact details.
+    /// Save the held photos of `session` with these contact details; once saved, the application it replaces (the
+    /// same customer's earlier attempt, stopped on an error) is purged.
     Enqueue {
         session: u64,
         email: Email,
         phone: Phone,
+        supersedes: Option<String>,
     },
+    /// Post the camera choices for the operator console.
+    ListCameras,
+    /// Show this camera (an option id) on the console, face or document checks; `None` stops it.
+    ConsoleCamera(Option<(String, bool)>),
+    /// The customer screens use this camera (an option id) from now on.
+    UseCamera(String),
+}
+
+/// Who the preview thread shows frames to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// A customer capture screen of this mode and session.
+    Customer(CameraMode, u64),
+    /// The operator console's camera page.
+    Console,
 }
 
 /// The real camera, checks and queue. See the module header.
@@ -97,13 +117,16 @@ impl LiveServices {
                 let _ = ready_tx.send(Ok(()));
                 let worker = Worker {
                     mailbox: mb,
+                    configured_camera: camera.clone(),
                     camera_config: camera,
                     camera: None,
+                    open_config: None,
                     tap: None,
                     checker,
                     auto: AutoCapture::new(capture.auto_frames),
                     encode,
                     active: None,
+                    console: None,
                     shown: Arc::new(Mutex::new(None)),
                     preview: None,
                     last_seq: 0,
@@ -159,11 +182,7 @@ impl Services for LiveServices {
     }
 
     fn enqueue(&mut self, session: u64, email: Email, phone: Phone, supersedes: Option<String>) {
-        if let Some(old) = supersedes {
-            // The earlier application stays in the queue (needs_user) for the operator to purge or follow up.
-            log::info!("the new application of this session replaces {old}");
-        }
-        self.send(Command::Enqueue { session, email, phone });
+        self.send(Command::Enqueue { session, email, phone, supersedes });
     }
 
     fn wipe(&mut self) {
@@ -185,6 +204,18 @@ impl Services for LiveServices {
     fn purge(&mut self, reference: &str) -> Result<(), ServiceError> {
         self.link.purge(reference)
     }
+
+    fn list_cameras(&mut self) {
+        self.send(Command::ListCameras);
+    }
+
+    fn console_camera(&mut self, id: Option<&str>, face: bool) {
+        self.send(Command::ConsoleCamera(id.map(|i| (i.to_string(), face))));
+    }
+
+    fn use_camera(&mut self, id: &str) {
+        self.send(Command::UseCamera(id.to_string()));
+    }
 }
 
 impl Drop for LiveServices {
@@ -203,15 +234,22 @@ impl Drop for LiveServices {
 /// The capture thread's state.
 struct Worker {
     mailbox: Arc<Mailbox>,
+    /// The camera the configuration names (the console offers it, and its replay path, whatever is in use).
+    configured_camera: CameraConfig,
+    /// The camera the customer screens use.
     camera_config: CameraConfig,
     camera: Option<CameraWorker>,
+    /// The configuration the open camera was opened with.
+    open_config: Option<CameraConfig>,
     tap: Option<FrameTap>,
     checker: QualityChecker,
     auto: AutoCapture,
     encode: EncodeConfig,
     active: Option<(CameraMode, u64)>,
-    /// What the preview thread shows (mode and session), `None` while no capture screen is up.
-    shown: Arc<Mutex<Option<(CameraMode, u64)>>>,
+    /// The camera previewed on the operator console and the checks it runs, while the console shows it.
+    console: Option<(CameraConfig, Mode)>,
+    /// Who the preview thread shows frames to, `None` while no capture screen or console preview is up.
+    shown: Arc<Mutex<Option<Shown>>>,
     preview: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     last_seq: u64,
     last_check: Option<Instant>,
@@ -252,10 +290,18 @@ impl Worker {
             }
             if let Some((mode, session)) = self.active {
                 self.frame(mode, session);
+            } else if let Some((_, mode)) = &self.console {
+                let mode = *mode;
+                self.console_frame(mode);
             }
         }
         self.held.clear();
         self.set_shown(None);
+        self.close_camera();
+    }
+
+    /// Stops the preview thread and the camera.
+    fn close_camera(&mut self) {
         if let Some((stop, handle)) = self.preview.take() {
             stop.store(true, Ordering::SeqCst);
             // The preview loop checks the flag at least every FRAME_WAIT: the join is bounded.
@@ -263,6 +309,8 @@ impl Worker {
                 log::error!("the preview thread panicked");
             }
         }
+        self.tap = None;
+        self.open_config = None;
         if let Some(cam) = self.camera.take()
             && let Err(e) = cam.shutdown(CAMERA_STOP)
         {
@@ -273,16 +321,50 @@ impl Worker {
     fn command(&mut self, c: Command) {
         match c {
             Command::Start(mode, session) => {
+                self.console = None;
                 self.active = Some((mode, session));
-                self.set_shown(self.active);
+                self.set_shown(Some(Shown::Customer(mode, session)));
                 self.auto.reset();
                 self.ready = None;
                 self.last_check = None;
-                self.open_camera();
+                let config = self.camera_config.clone();
+                self.open_camera(&config);
             }
+            Command::ListCameras => self.post_cameras(),
+            Command::ConsoleCamera(None) => {
+                if self.console.take().is_some() && self.active.is_none() {
+                    self.set_shown(None);
+                    self.close_camera();
+                }
+            }
+            Command::ConsoleCamera(Some((id, face))) => {
+                if self.active.is_some() {
+                    log::warn!("the console asked for the camera while a customer capture screen is shown");
+                    return;
+                }
+                let Some(config) = config_for(&id, &self.configured_camera) else {
+                    self.post_console(ConsoleReport::CameraFailed(format!("no camera {id}")));
+                    return;
+                };
+                let mode = if face { Mode::Face } else { Mode::DocumentFront };
+                self.console = Some((config.clone(), mode));
+                self.set_shown(Some(Shown::Console));
+                self.last_check = None;
+                self.open_camera(&config);
+            }
+            Command::UseCamera(id) => match config_for(&id, &self.configured_camera) {
+                Some(config) => {
+                    log::info!("operator: the customer screens now use camera {id}");
+                    self.camera_config = config;
+                    self.post_cameras();
+                }
+                None => self.post_console(ConsoleReport::CameraFailed(format!("no camera {id}"))),
+            },
             Command::Stop => {
                 self.active = None;
                 self.set_shown(None);
+                // The camera closes when no capture screen is shown: its light goes off between customers.
+                self.close_camera();
                 self.auto.reset();
                 self.ready = None;
             }
@@ -290,18 +372,20 @@ impl Worker {
             Command::Drop(target) => self.held.retain(|(t, _, _)| *t != target),
             Command::Wipe => {
                 self.active = None;
+                self.console = None;
                 self.set_shown(None);
                 self.auto.reset();
                 self.ready = None;
                 self.held.clear();
+                self.close_camera();
             }
-            Command::Enqueue { session, email, phone } => self.enqueue(session, email, phone),
+            Command::Enqueue { session, email, phone, supersedes } => self.enqueue(session, email, phone, supersedes),
         }
     }
 
     /// Builds the application from the photos held for `session` and saves it on the queue's helper thread; once
-    /// it is committed the photos are released (dropped from memory).
-    fn enqueue(&mut self, session: u64, email: Email, phone: Phone) {
+    /// it is committed the photos are released (dropped from memory) and the application it supersedes is purged.
+    fn enqueue(&mut self, session: u64, email: Email, phone: Phone, supersedes: Option<String>) {
         let photo = |target: CaptureTarget| {
             self.held.iter().find(|(t, s, _)| *t == target && *s == session).map(|(_, _, j)| j.clone())
         };
@@ -313,25 +397,77 @@ impl Worker {
         let back = photo(CaptureTarget::DocumentBack);
         let new = NewEnrollment { email, phone, front, back, side: None, face };
         let released = self.released.clone();
+        let queue = self.link.handle().clone();
         self.link.enqueue(session, new, move || {
             released.lock().unwrap_or_else(|e| e.into_inner()).push(session);
+            if let Some(old) = supersedes {
+                purge_superseded(&queue, &old);
+            }
         });
     }
 
-    fn open_camera(&mut self) {
-        if self.camera.is_some() {
+    /// Opens the camera `config` describes, closing another one first (the console may have opened a different one).
+    fn open_camera(&mut self, config: &CameraConfig) {
+        if self.camera.is_some() && self.open_config.as_ref() == Some(config) {
             return;
         }
-        match CameraWorker::spawn(&self.camera_config) {
+        self.close_camera();
+        match CameraWorker::spawn(config) {
             Ok(cam) => {
                 log::info!("camera open: {}", cam.describe());
                 self.demo_camera.store(cam.is_demo(), Ordering::SeqCst);
                 self.tap = Some(cam.tap());
                 self.start_preview(cam.tap());
                 self.camera = Some(cam);
+                self.open_config = Some(config.clone());
             }
-            Err(e) => log::error!("cannot open the camera: {e}"),
+            Err(e) => {
+                log::error!("cannot open the camera: {e}");
+                if self.console.is_some() {
+                    self.post_console(ConsoleReport::CameraFailed(format!("The camera did not open: {e}")));
+                }
+            }
         }
+    }
+
+    fn post_console(&self, report: ConsoleReport) {
+        self.mailbox.post(Report::Console(report));
+    }
+
+    /// Lists the choices (finding the devices may take a moment: it runs here, not on the UI thread).
+    fn post_cameras(&self) {
+        let devices = match crate::camera::device::list_devices() {
+            Ok(d) => d,
+            Err(e) => {
+                log::debug!("no camera list: {e}");
+                Vec::new()
+            }
+        };
+        let (options, in_use) = camera_options(&self.configured_camera, &self.camera_config, &devices);
+        self.post_console(ConsoleReport::Cameras { options, in_use });
+    }
+
+    /// The console's checks on the newest frame, at most every [`CONSOLE_CHECK_INTERVAL`].
+    fn console_frame(&mut self, mode: Mode) {
+        let wait = self.last_check.map_or(Duration::ZERO, |t| CONSOLE_CHECK_INTERVAL.saturating_sub(t.elapsed()));
+        if !wait.is_zero() {
+            std::thread::sleep(wait.min(FRAME_WAIT));
+            return;
+        }
+        let Some(tap) = &self.tap else {
+            std::thread::sleep(FRAME_WAIT);
+            return;
+        };
+        let Ok(frame) = tap.wait_newer(self.last_seq, FRAME_WAIT) else { return };
+        self.last_seq = frame.seq;
+        self.last_check = Some(Instant::now());
+        let assessment = self.checker.assess(mode, frame.image.clone());
+        let v = assessment.verdict();
+        self.post_console(ConsoleReport::CameraCheck {
+            accepted: v.accepted,
+            hint: v.main_hint().map(|h| h.code().to_string()),
+            metrics: v.metric_rows(),
+        });
     }
 
     /// The check mode for the current screen: the document's front until it is held, then its back (the order
@@ -346,7 +482,7 @@ impl Worker {
         }
     }
 
-    fn set_shown(&self, v: Option<(CameraMode, u64)>) {
+    fn set_shown(&self, v: Option<Shown>) {
         *self.shown.lock().unwrap_or_else(|e| e.into_inner()) = v;
     }
 
@@ -361,8 +497,12 @@ impl Worker {
                 let Ok(frame) = tap.wait_newer(last, FRAME_WAIT) else { continue };
                 last = frame.seq;
                 let on_screen = *shown.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some((mode, session)) = on_screen {
-                    mailbox.post_frame(session, pixels(&frame.image, PREVIEW_MAX_W, mode == CameraMode::Face));
+                match on_screen {
+                    Some(Shown::Customer(mode, session)) => {
+                        mailbox.post_frame(session, pixels(&frame.image, PREVIEW_MAX_W, mode == CameraMode::Face))
+                    }
+                    Some(Shown::Console) => mailbox.post_console_frame(pixels(&frame.image, PREVIEW_MAX_W, false)),
+                    None => {}
                 }
             }
         });
@@ -454,6 +594,83 @@ impl Worker {
     }
 }
 
+/// Purges the customer's earlier attempt once its replacement is saved: it stopped on an error the customer has
+/// just fixed, and keeping it would leave a second copy of their photos and a false follow-up for the operator. Only
+/// an attempt that is no longer being sent (needs the customer, or failed) is purged.
+fn purge_superseded(queue: &QueueHandle, old: &str) {
+    match queue.show(old) {
+        Ok(d) if matches!(d.summary.state, State::NeedsUser | State::Failed) => match queue.purge(old) {
+            Ok(_) => log::info!("application {old} was replaced by the customer's new attempt and purged"),
+            Err(e) => log::warn!("cannot purge the replaced application {old}: {e}"),
+        },
+        Ok(d) => log::info!("application {old} is {} and stays in the queue", d.summary.state.as_str()),
+        Err(e) => log::warn!("cannot look up the replaced application {old}: {e}"),
+    }
+}
+
+/// The cameras the operator can choose from (automatic, the devices found, the configured camera when it is none of
+/// those, the demo pictures) and the id of the one `current` selects. Pure.
+pub(crate) fn camera_options(
+    configured: &CameraConfig,
+    current: &CameraConfig,
+    devices: &[DeviceInfo],
+) -> (Vec<CameraOption>, String) {
+    let mut options = vec![CameraOption {
+        id: "auto".into(),
+        label: "Automatic: a camera if one is found, else the demo pictures".into(),
+    }];
+    for d in devices {
+        options.push(CameraOption {
+            id: format!("device:{}", d.index),
+            label: format!("Camera {}: {} ({})", d.index, d.name, d.path.display()),
+        });
+    }
+    let own = option_id(configured);
+    if !options.iter().any(|o| o.id == own) && own != "demo" {
+        let label = match &configured.source {
+            SourceSetting::Replay(p) => format!("Recorded frames: {}", p.display()),
+            _ if configured.device.trim().is_empty() => "The first camera that opens".to_string(),
+            _ => format!("The configured camera ({})", configured.device.trim()),
+        };
+        options.push(CameraOption { id: own, label });
+    }
+    options.push(CameraOption { id: "demo".into(), label: "Demo pictures (no camera)".into() });
+    (options, option_id(current))
+}
+
+/// The option id of a camera setting.
+fn option_id(c: &CameraConfig) -> String {
+    match &c.source {
+        SourceSetting::Auto => "auto".to_string(),
+        SourceSetting::Demo => "demo".to_string(),
+        SourceSetting::Device => format!("device:{}", c.device.trim()),
+        SourceSetting::Replay(p) => format!("replay:{}", p.display()),
+    }
+}
+
+/// The camera setting an option id stands for, keeping the rest of the configured `base` (size, deadlines).
+/// `None` for an id [`camera_options`] would not offer. Pure.
+pub(crate) fn config_for(id: &str, base: &CameraConfig) -> Option<CameraConfig> {
+    let with =
+        |source: SourceSetting, device: &str| CameraConfig { source, device: device.to_string(), ..base.clone() };
+    match id {
+        "auto" => Some(with(SourceSetting::Auto, "")),
+        "demo" => Some(with(SourceSetting::Demo, "")),
+        _ => {
+            if let Some(d) = id.strip_prefix("device:") {
+                return Some(with(SourceSetting::Device, d));
+            }
+            // A replay only as configured: the console never opens an arbitrary path.
+            match (&base.source, id.strip_prefix("replay:")) {
+                (SourceSetting::Replay(p), Some(path)) if p.as_path() == std::path::Path::new(path) => {
+                    Some(base.clone())
+                }
+                _ => None,
+            }
+        }
+    }
+}
+
 /// A copy of `img` at most `max_w` wide for display, mirrored for the face (people expect a mirror).
 fn pixels(img: &RgbImage, max_w: u32, mirror: bool) -> SharedPixelBuffer<Rgb8Pixel> {
     let (w, h) = img.dimensions();
@@ -471,6 +688,73 @@ fn pixels(img: &RgbImage, max_w: u32, mirror: bool) -> SharedPixelBuffer<Rgb8Pix
 mod tests {
     use super::*;
     use crate::camera::SourceSetting;
+
+    fn demo_enrollment(email: &str) -> NewEnrollment {
+        let jpeg = |name: &str| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo").join(name);
+            UploadJpeg::from_operator_bytes(&std::fs::read(path).unwrap(), &EncodeConfig::default()).unwrap()
+        };
+        NewEnrollment {
+            email: Email::parse(email).unwrap(),
+            phone: Phone::parse("+447700900321").unwrap(),
+            front: jpeg("id-front.jpg"),
+            back: None,
+            side: None,
+            face: jpeg("face.jpg"),
+        }
+    }
+
+    #[test]
+    fn a_replaced_attempt_is_purged_only_once_it_stopped() {
+        use crate::api::ErrorCode;
+        use crate::queue::{LeaseAnswer, Outcome};
+        let dir = tempfile::tempdir().unwrap();
+        let q = QueueHandle::open(dir.path(), &crate::queue::QueueConfig::default(), Duration::from_secs(60)).unwrap();
+        let first = q.enqueue(demo_enrollment("first@example.com")).unwrap().reference;
+        // Still waiting to be sent: it stays.
+        purge_superseded(&q, &first);
+        assert_eq!(q.list().unwrap().len(), 1);
+        // The face did not match: the customer must act, then their new attempt replaces it.
+        let LeaseAnswer::Step(lease) = q.lease().unwrap() else { panic!("nothing to send") };
+        q.complete(lease.step_id, Outcome::NeedsUser { code: ErrorCode::FaceMismatch, http_status: Some(400) })
+            .unwrap();
+        let second = q.enqueue(demo_enrollment("first@example.com")).unwrap().reference;
+        purge_superseded(&q, &first);
+        let left: Vec<String> = q.list().unwrap().into_iter().map(|e| e.reference).collect();
+        assert_eq!(left, vec![second]);
+        // An unknown reference is only logged.
+        purge_superseded(&q, "NOPE-000");
+        q.shutdown();
+    }
+
+    #[test]
+    fn camera_options_offer_every_source_and_only_those() {
+        let dev = |i: u32| DeviceInfo { index: i, name: format!("Cam {i}"), path: format!("/dev/video{i}").into() };
+        let replay = CameraConfig { source: SourceSetting::Replay("/srv/frames".into()), ..CameraConfig::default() };
+        let demo = CameraConfig { source: SourceSetting::Demo, ..CameraConfig::default() };
+        let ids = |o: &[CameraOption]| o.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+
+        let (o, in_use) = camera_options(&replay, &replay, &[dev(0), dev(2)]);
+        assert_eq!(ids(&o), ["auto", "device:0", "device:2", "replay:/srv/frames", "demo"]);
+        assert_eq!(in_use, "replay:/srv/frames");
+        let (o, in_use) = camera_options(&replay, &demo, &[]);
+        assert_eq!(
+            (ids(&o), in_use.as_str()),
+            (vec!["auto".into(), "replay:/srv/frames".into(), "demo".into()], "demo")
+        );
+        let (o, in_use) = camera_options(&CameraConfig::default(), &CameraConfig::default(), &[]);
+        assert_eq!((ids(&o), in_use.as_str()), (vec!["auto".to_string(), "demo".into()], "auto"));
+
+        // Every offered id maps back to a setting; nothing else does (no arbitrary replay path).
+        for id in ids(&camera_options(&replay, &replay, &[dev(0)]).0) {
+            let c = config_for(&id, &replay).unwrap_or_else(|| panic!("{id}"));
+            assert_eq!(option_id(&c), id);
+            assert_eq!(c.width, replay.width);
+        }
+        assert_eq!(config_for("replay:/etc", &replay), None);
+        assert_eq!(config_for("replay:/srv/frames", &demo), None);
+        assert_eq!(config_for("bogus", &demo), None);
+    }
 
     #[test]
     fn preview_pixels_are_scaled_and_mirrored() {

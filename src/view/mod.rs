@@ -1,12 +1,14 @@
 //! The Slint glue (UI thread only): the compiled `.slint` components ([`ui`]), the customer window's controller
 //! ([`KioskView`]: callbacks -> flow events, flow state -> the `Kiosk` global, effects -> [`Services`]), the operator
-//! console ([`OperatorView`]), the [`Mailbox`] workers post to, the real camera, checks and queue ([`LiveServices`],
+//! console ([`OperatorView`], in its own window or behind the staff PIN on the kiosk, with the API calls of
+//! [`OperatorApi`]), the [`Mailbox`] workers post to, the real camera, checks and queue ([`LiveServices`],
 //! [`QueueLink`]), the DEMO services, and headless rendering to PNG ([`snapshot`]).
 //!
 //! Worker threads never touch Slint: they post [`slint::SharedPixelBuffer`]s and events to the [`Mailbox`], and the
 //! UI thread turns a frame into a [`slint::Image`] when it drains it.
 
 mod config;
+mod console;
 pub mod demo;
 mod kiosk;
 mod live;
@@ -22,8 +24,12 @@ pub mod ui {
 }
 
 pub use config::KioskConfig;
+pub use console::{
+    ApiFailure, ApiTarget, CameraOption, ConsoleReport, DemoOperatorApi, LiveOperatorApi, OperatorApi, RequestChange,
+    RequestSummary,
+};
 pub use kiosk::{KioskView, contact_error_code, event_loop_wake};
 pub use live::LiveServices;
-pub use operator::{OperatorView, format_age};
+pub use operator::{ConsoleHost, OperatorView, SharedServices, format_age};
 pub use queue_link::QueueLink;
 pub use services::{MAILBOX_CAPACITY, Mailbox, PreviewFrame, QueueAlerts, QueueItem, Report, ServiceError, Services};

@@ -1,63 +1,130 @@
-//! The operator console's glue: the queue page (state, age, attempts, last error, follow-up contact details; retry
-//! and purge; the queue-locked and API-key-rejected alerts) over the same [`Services`] as the kiosk. UI thread only.
+//! The operator console's glue, for the desktop window (`ekyc-kiosk operator`) and for the kiosk window behind the
+//! staff PIN (any [`ConsoleHost`]): the queue page (state, age, attempts, last error, follow-up contact details;
+//! retry and purge; the queue-locked and API-key-rejected alerts) over [`Services`], the requests page (pending and
+//! accepted, accept, delete after a confirmation) and the connection test over [`OperatorApi`], and the camera page
+//! (choice, live preview with the checks' measurements, the camera the kiosk uses) over [`Services`].
+//!
+//! UI thread only. Answers from the workers arrive as [`ConsoleReport`]s, handed over by whoever drains the
+//! [`super::Mailbox`] ([`OperatorView::report`], [`OperatorView::show_frame`]).
 
+use super::console::{ApiFailure, ConsoleReport, OperatorApi, RequestChange, RequestSummary};
 use super::services::{QueueItem, Services};
-use super::ui::{Kiosk, Operator, OperatorWindow, QueueRow};
-use slint::{ComponentHandle, ModelRc, SharedString, VecModel};
-use std::cell::RefCell;
+use super::ui::{
+    AppWindow, CameraChoice, ConnectionTest, ConsolePage, Kiosk, Metric, Operator, OperatorWindow, QueueRow, RequestRow,
+};
+use slint::{ComponentHandle, Image, ModelRc, Rgb8Pixel, SharedPixelBuffer, SharedString, VecModel};
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-/// The operator window and its services.
-pub struct OperatorView {
-    app: OperatorWindow,
-    services: RefCell<Box<dyn Services>>,
+/// A window that shows the operator console (it has the `Operator` and `Kiosk` globals).
+pub trait ConsoleHost: ComponentHandle + 'static {
+    /// The console's global.
+    fn operator(&self) -> Operator<'_>;
+    /// The window's status bar global.
+    fn kiosk(&self) -> Kiosk<'_>;
 }
 
-impl OperatorView {
-    /// Wires `app` to `services` and loads the queue.
-    pub fn new(app: OperatorWindow, services: Box<dyn Services>) -> Rc<OperatorView> {
-        app.global::<Kiosk>().set_demo(services.is_demo());
-        let view = Rc::new(OperatorView { app, services: RefCell::new(services) });
-        let op = view.app.global::<Operator>();
-        let w = Rc::downgrade(&view);
-        op.on_refresh(move || {
-            if let Some(v) = w.upgrade() {
-                v.refresh();
-            }
+impl ConsoleHost for OperatorWindow {
+    fn operator(&self) -> Operator<'_> {
+        self.global::<Operator>()
+    }
+    fn kiosk(&self) -> Kiosk<'_> {
+        self.global::<Kiosk>()
+    }
+}
+
+impl ConsoleHost for AppWindow {
+    fn operator(&self) -> Operator<'_> {
+        self.global::<Operator>()
+    }
+    fn kiosk(&self) -> Kiosk<'_> {
+        self.global::<Kiosk>()
+    }
+}
+
+/// The services shared with the kiosk's customer flow when the console runs inside the kiosk window.
+pub type SharedServices = Rc<RefCell<Box<dyn Services>>>;
+
+/// The operator console over a window and its services.
+pub struct OperatorView<H: ConsoleHost> {
+    host: H,
+    services: SharedServices,
+    api: RefCell<Box<dyn OperatorApi>>,
+    /// Called on every operator action (the kiosk keeps an open console alive while it is used).
+    on_touch: RefCell<Option<Box<dyn Fn()>>>,
+    /// Called by the exit button (the kiosk closes the console).
+    on_exit: RefCell<Option<Box<dyn Fn()>>>,
+    /// The console is shown (the camera page's preview runs only then).
+    open: Cell<bool>,
+}
+
+impl<H: ConsoleHost> OperatorView<H> {
+    /// Wires `host`'s console to `services` and `api`. The console starts closed: call [`OperatorView::open`].
+    pub fn new(host: H, services: SharedServices, api: Box<dyn OperatorApi>) -> Rc<OperatorView<H>> {
+        let target = api.target();
+        {
+            let op = host.operator();
+            op.set_api_target(target.url.as_str().into());
+            op.set_sandbox(target.sandbox);
+            let k = host.kiosk();
+            k.set_demo(services.borrow().is_demo());
+            k.set_sandbox(target.sandbox);
+        }
+        let view = Rc::new(OperatorView {
+            host,
+            services,
+            api: RefCell::new(api),
+            on_touch: RefCell::new(None),
+            on_exit: RefCell::new(None),
+            open: Cell::new(false),
         });
-        let w = Rc::downgrade(&view);
-        op.on_select(move |r: SharedString| {
-            if let Some(v) = w.upgrade() {
-                v.app.global::<Operator>().set_selected(r);
-            }
-        });
-        let w = Rc::downgrade(&view);
-        op.on_retry_item(move |r: SharedString| {
-            if let Some(v) = w.upgrade() {
-                let result = v.services.borrow_mut().retry(&r);
-                v.after_action(result.map(|()| format!("{r} will be sent again now.")));
-            }
-        });
-        let w = Rc::downgrade(&view);
-        op.on_purge_item(move |r: SharedString| {
-            if let Some(v) = w.upgrade() {
-                let result = v.services.borrow_mut().purge(&r);
-                v.after_action(result.map(|()| format!("{r} and its images were deleted from this kiosk.")));
-            }
-        });
-        view.refresh();
+        view.wire();
         view
     }
 
     /// The window.
-    pub fn app(&self) -> &OperatorWindow {
-        &self.app
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    /// Calls `f` on every operator action.
+    pub fn on_touch(&self, f: impl Fn() + 'static) {
+        *self.on_touch.borrow_mut() = Some(Box::new(f));
+    }
+
+    /// Calls `f` when the operator presses exit (shown only with `in_kiosk`).
+    pub fn on_exit(&self, f: impl Fn() + 'static, in_kiosk: bool) {
+        *self.on_exit.borrow_mut() = Some(Box::new(f));
+        self.host.operator().set_in_kiosk(in_kiosk);
+    }
+
+    /// Shows the console on its queue page, loaded fresh.
+    pub fn open(&self) {
+        self.open.set(true);
+        let op = self.host.operator();
+        op.set_message(SharedString::default());
+        op.set_confirm_delete(SharedString::default());
+        op.set_connection(ConnectionTest::Untested);
+        self.show_page(ConsolePage::Queue);
+    }
+
+    /// The console is hidden: stops its camera preview and forgets its selections.
+    pub fn close(&self) {
+        self.open.set(false);
+        self.stop_camera();
+        let op = self.host.operator();
+        op.set_selected(SharedString::default());
+        op.set_selected_request(SharedString::default());
+        op.set_confirm_delete(SharedString::default());
+        op.set_message(SharedString::default());
+        op.set_requests(ModelRc::default());
+        op.set_rows(ModelRc::default());
     }
 
     /// Reloads the queue and the alerts.
     pub fn refresh(&self) {
-        let op = self.app.global::<Operator>();
+        let op = self.host.operator();
         let mut services = self.services.borrow_mut();
         let alerts = services.queue_alerts();
         op.set_queue_locked(alerts.locked);
@@ -71,8 +138,264 @@ impl OperatorView {
         }
     }
 
-    fn after_action(&self, result: Result<String, super::ServiceError>) {
-        let op = self.app.global::<Operator>();
+    /// Takes everything waiting in `mailbox` and shows the console's part and the status bar's (the desktop
+    /// window's drain; the customer flow's other reports are dropped there).
+    pub fn drain(&self, mailbox: &super::Mailbox) {
+        let (_, reports) = mailbox.take();
+        if let Some(frame) = mailbox.take_console_frame() {
+            self.show_frame(frame);
+        }
+        for r in reports {
+            match r {
+                super::Report::Console(c) => self.report(c),
+                super::Report::Event(crate::flow::Event::Status(st)) => {
+                    let k = self.host.kiosk();
+                    k.set_online(st.online == Some(true));
+                    k.set_connection_known(st.online.is_some());
+                    k.set_pending(clamp_i32(st.pending));
+                }
+                super::Report::QueueLocked(locked) => {
+                    self.host.kiosk().set_queue_locked(locked);
+                    self.host.operator().set_queue_locked(locked);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A worker's answer.
+    pub fn report(&self, report: ConsoleReport) {
+        let op = self.host.operator();
+        match report {
+            ConsoleReport::Requests { accepted, result } => {
+                if accepted != op.get_requests_accepted() {
+                    return; // an answer for the other list, which is no longer shown
+                }
+                op.set_requests_loading(false);
+                match result {
+                    Ok(list) => {
+                        let rows: Vec<RequestRow> = list.iter().map(request_row).collect();
+                        let selected = op.get_selected_request();
+                        if !list.iter().any(|r| r.id == selected.as_str()) {
+                            op.set_selected_request(SharedString::default());
+                        }
+                        op.set_requests(ModelRc::new(VecModel::from(rows)));
+                    }
+                    Err(f) => {
+                        op.set_requests(ModelRc::default());
+                        op.set_message(failure_text("The requests could not be listed", &f).into());
+                    }
+                }
+            }
+            ConsoleReport::RequestChanged { id, change, result } => {
+                op.set_requests_loading(false);
+                match (change, result) {
+                    (RequestChange::Accept, Ok(())) => op.set_message(format!("Request {id} accepted.").into()),
+                    (RequestChange::Delete, Ok(())) => {
+                        op.set_selected_request(SharedString::default());
+                        op.set_message(format!("Request {id} deleted from the API.").into());
+                    }
+                    (RequestChange::Accept, Err(f)) => {
+                        op.set_message(failure_text(&format!("Request {id} was not accepted"), &f).into())
+                    }
+                    (RequestChange::Delete, Err(f)) => {
+                        op.set_message(failure_text(&format!("Request {id} was not deleted"), &f).into())
+                    }
+                }
+                self.list_requests(op.get_requests_accepted());
+            }
+            ConsoleReport::Connection(result) => match result {
+                Ok((elapsed, pending)) => {
+                    op.set_connection_ms(clamp_i32(elapsed.as_millis()));
+                    op.set_connection_requests(clamp_i32(pending));
+                    op.set_connection(ConnectionTest::Ok);
+                }
+                Err(f) => {
+                    op.set_connection_error(f.code.as_str().into());
+                    op.set_connection_detail(f.detail.into());
+                    op.set_connection(ConnectionTest::Failed);
+                }
+            },
+            ConsoleReport::Cameras { options, in_use } => {
+                let choices: Vec<CameraChoice> = options
+                    .iter()
+                    .map(|o| CameraChoice { id: o.id.as_str().into(), label: o.label.as_str().into() })
+                    .collect();
+                op.set_cameras(ModelRc::new(VecModel::from(choices)));
+                op.set_camera_in_use(in_use.as_str().into());
+                // The camera page opens on the camera the kiosk uses.
+                if self.open.get() && op.get_page() == ConsolePage::Camera && op.get_camera_previewed().is_empty() {
+                    self.preview(&in_use);
+                }
+            }
+            ConsoleReport::CameraCheck { accepted, hint, metrics } => {
+                if op.get_camera_previewed().is_empty() {
+                    return;
+                }
+                op.set_camera_accepted(accepted);
+                op.set_camera_hint(hint.unwrap_or_default().into());
+                let rows: Vec<Metric> = metrics
+                    .into_iter()
+                    .map(|(name, value)| Metric { name: name.into(), value: value.into() })
+                    .collect();
+                op.set_camera_metrics(ModelRc::new(VecModel::from(rows)));
+            }
+            ConsoleReport::CameraFailed(why) => {
+                op.set_camera_live(false);
+                op.set_camera_status(why.into());
+            }
+        }
+    }
+
+    /// A frame of the camera previewed on the camera page.
+    pub fn show_frame(&self, pixels: SharedPixelBuffer<Rgb8Pixel>) {
+        let op = self.host.operator();
+        if !self.open.get() || op.get_page() != ConsolePage::Camera || op.get_camera_previewed().is_empty() {
+            return;
+        }
+        // On the UI thread, without decoding: the worker sent raw RGB already scaled.
+        op.set_camera_preview(Image::from_rgb8(pixels));
+        op.set_camera_live(true);
+        op.set_camera_status(SharedString::default());
+    }
+
+    fn touch(&self) {
+        if let Some(f) = self.on_touch.borrow().as_ref() {
+            f();
+        }
+    }
+
+    fn show_page(&self, page: ConsolePage) {
+        let op = self.host.operator();
+        if op.get_page() == ConsolePage::Camera && page != ConsolePage::Camera {
+            self.stop_camera();
+        }
+        op.set_page(page);
+        match page {
+            ConsolePage::Queue => self.refresh(),
+            ConsolePage::Requests => self.list_requests(op.get_requests_accepted()),
+            ConsolePage::Camera => {
+                self.stop_camera();
+                // The answer lists the cameras, then previews the one in use.
+                self.services.borrow_mut().list_cameras();
+            }
+            ConsolePage::Connection => {}
+        }
+    }
+
+    fn list_requests(&self, accepted: bool) {
+        let op = self.host.operator();
+        op.set_requests_accepted(accepted);
+        op.set_requests_loading(true);
+        self.api.borrow_mut().list_requests(accepted);
+    }
+
+    fn preview(&self, id: &str) {
+        let op = self.host.operator();
+        op.set_camera_previewed(id.into());
+        op.set_camera_live(false);
+        op.set_camera_status(SharedString::default());
+        op.set_camera_hint(SharedString::default());
+        op.set_camera_accepted(false);
+        op.set_camera_metrics(ModelRc::default());
+        self.services.borrow_mut().console_camera(Some(id), op.get_camera_face_mode());
+    }
+
+    fn stop_camera(&self) {
+        let op = self.host.operator();
+        if !op.get_camera_previewed().is_empty() {
+            self.services.borrow_mut().console_camera(None, true);
+        }
+        op.set_camera_previewed(SharedString::default());
+        op.set_camera_live(false);
+        op.set_camera_preview(Image::default());
+        op.set_camera_metrics(ModelRc::default());
+    }
+
+    fn wire(self: &Rc<Self>) {
+        let op = self.host.operator();
+        // Every callback counts as a touch, then runs `f` on the view if it is still alive.
+        macro_rules! on {
+            ($setter:ident, |$v:ident $(, $arg:ident : $ty:ty)*| $body:expr) => {{
+                let w = Rc::downgrade(self);
+                op.$setter(move |$($arg: $ty),*| {
+                    if let Some($v) = w.upgrade() {
+                        $v.touch();
+                        $body;
+                    }
+                });
+            }};
+        }
+        on!(on_show_page, |v, page: ConsolePage| v.show_page(page));
+        on!(on_refresh, |v| v.refresh());
+        on!(on_select, |v, r: SharedString| v.host.operator().set_selected(r));
+        on!(on_retry_item, |v, r: SharedString| {
+            let result = v.services.borrow_mut().retry(&r);
+            v.after_queue_action(result.map(|()| format!("{r} will be sent again now.")));
+        });
+        on!(on_purge_item, |v, r: SharedString| {
+            let result = v.services.borrow_mut().purge(&r);
+            v.after_queue_action(result.map(|()| format!("{r} and its images were deleted from this kiosk.")));
+        });
+        on!(on_show_requests, |v, accepted: bool| {
+            v.host.operator().set_selected_request(SharedString::default());
+            v.list_requests(accepted);
+        });
+        on!(on_select_request, |v, id: SharedString| v.host.operator().set_selected_request(id));
+        on!(on_accept_request, |v, id: SharedString| {
+            if !id.is_empty() {
+                v.host.operator().set_requests_loading(true);
+                v.api.borrow_mut().accept_request(&id);
+            }
+        });
+        on!(on_delete_request, |v, id: SharedString| v.host.operator().set_confirm_delete(id));
+        on!(on_cancel_delete, |v| v.host.operator().set_confirm_delete(SharedString::default()));
+        on!(on_confirm_delete_request, |v| {
+            let op = v.host.operator();
+            let id = op.get_confirm_delete();
+            op.set_confirm_delete(SharedString::default());
+            if !id.is_empty() {
+                op.set_requests_loading(true);
+                v.api.borrow_mut().delete_request(&id);
+            }
+        });
+        on!(on_test_connection, |v| {
+            v.host.operator().set_connection(ConnectionTest::Testing);
+            v.api.borrow_mut().test_connection();
+        });
+        on!(on_preview_camera, |v, id: SharedString| v.preview(&id));
+        on!(on_camera_check_face, |v, face: bool| {
+            let op = v.host.operator();
+            op.set_camera_face_mode(face);
+            let id = op.get_camera_previewed();
+            if !id.is_empty() {
+                v.preview(&id);
+            }
+        });
+        on!(on_use_camera, |v, id: SharedString| {
+            v.services.borrow_mut().use_camera(&id);
+            let label = v.camera_label(&id);
+            v.host.operator().set_message(format!("The customer screens now use: {label}.").into());
+        });
+        on!(on_exit, |v| {
+            if let Some(f) = v.on_exit.borrow().as_ref() {
+                f();
+            }
+        });
+    }
+
+    fn camera_label(&self, id: &str) -> String {
+        use slint::Model;
+        self.host
+            .operator()
+            .get_cameras()
+            .iter()
+            .find(|c| c.id.as_str() == id)
+            .map_or_else(|| id.to_string(), |c| c.label.to_string())
+    }
+
+    fn after_queue_action(&self, result: Result<String, super::ServiceError>) {
+        let op = self.host.operator();
         match result {
             Ok(msg) => {
                 op.set_selected(SharedString::default());
@@ -82,6 +405,10 @@ impl OperatorView {
         }
         self.refresh();
     }
+}
+
+fn failure_text(what: &str, f: &ApiFailure) -> String {
+    format!("{what} [{}]: {}", f.code.as_str(), f.detail)
 }
 
 fn row(i: &QueueItem) -> QueueRow {
@@ -97,6 +424,21 @@ fn row(i: &QueueItem) -> QueueRow {
             SharedString::default()
         },
     }
+}
+
+fn request_row(r: &RequestSummary) -> RequestRow {
+    RequestRow {
+        id: r.id.as_str().into(),
+        email: r.email.as_str().into(),
+        phone: r.phone.as_str().into(),
+        validated: r.validated,
+        accepted: r.accepted,
+        score: r.face_score.map(|s| format!("{s:.2}")).unwrap_or_default().into(),
+    }
+}
+
+fn clamp_i32<T: TryInto<i32>>(v: T) -> i32 {
+    v.try_into().unwrap_or(i32::MAX)
 }
 
 /// "42 s", "3 min", "5 h", "2 d".

@@ -8,7 +8,7 @@
 //! requests to the queue thread, each bounded by the queue handle's own deadline. The events thread ends when the
 //! queue stops (its event channel closes) or when the link is dropped (checked at least every [`EVENT_WAIT`]).
 
-use super::services::{Mailbox, QueueAlerts, QueueItem, ServiceError};
+use super::services::{Mailbox, QueueAlerts, QueueItem, Report, ServiceError};
 use crate::api::{ErrorClass, ErrorCode};
 use crate::flow::{Event, KioskStatus};
 use crate::queue::{self, Alert, NewEnrollment, QueueError, QueueHandle, State, StepKind};
@@ -62,6 +62,9 @@ impl QueueLink {
         let link = QueueLink { queue, mailbox, key_rejected, status, stop, events: Some(thread) };
         if let Ok(s) = link.queue.status() {
             link.key_rejected.store(s.alerts.iter().any(|a| a.contains("rejected the key")), Ordering::SeqCst);
+            if s.locked.is_some() {
+                link.mailbox.post(Report::QueueLocked(true));
+            }
         }
         post_status(&link.queue, &link.mailbox, &link.status, None);
         Ok(link)
@@ -238,6 +241,7 @@ impl Mapper {
                 match alert {
                     Alert::ApiKeyRejected => self.key_rejected.store(true, Ordering::SeqCst),
                     Alert::ApiKeyAccepted => self.key_rejected.store(false, Ordering::SeqCst),
+                    Alert::Locked { .. } => self.mailbox.post(Report::QueueLocked(true)),
                     _ => {}
                 }
                 log::warn!("queue alert: {alert:?}");

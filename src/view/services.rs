@@ -5,6 +5,7 @@
 //! Threads: [`Services`] methods are called on the UI thread and must return at once (start work on a worker,
 //! never block on a device or the network). Workers post to the [`Mailbox`] from any thread; the UI thread drains it.
 
+use super::console::ConsoleReport;
 use crate::api::ErrorCode;
 use crate::contact::{Email, Phone};
 use crate::flow::{CameraMode, CaptureTarget, Event};
@@ -85,6 +86,14 @@ pub trait Services {
     fn retry(&mut self, reference: &str) -> Result<(), ServiceError>;
     /// Delete an application and its images from this kiosk.
     fn purge(&mut self, reference: &str) -> Result<(), ServiceError>;
+    /// List the cameras the operator can choose from: answered with [`ConsoleReport::Cameras`].
+    fn list_cameras(&mut self);
+    /// Show the camera `id` (a [`super::CameraOption`] id) on the operator console: its preview frames
+    /// ([`Mailbox::post_console_frame`]) and its checks ([`ConsoleReport::CameraCheck`], face or document);
+    /// `None` stops it. Only while no customer capture screen is shown.
+    fn console_camera(&mut self, id: Option<&str>, face: bool);
+    /// From now on the customer screens use the camera `id`; answered with [`ConsoleReport::Cameras`].
+    fn use_camera(&mut self, id: &str);
 }
 
 /// A message from a worker to the UI thread.
@@ -92,6 +101,10 @@ pub trait Services {
 pub enum Report {
     /// A flow event (captures, queue and uploader outcomes, status).
     Event(Event),
+    /// An answer for the operator console.
+    Console(ConsoleReport),
+    /// The queue locked (true: nothing can be saved) or unlocked; the status bar says so.
+    QueueLocked(bool),
     /// A small picture of a held photo for the review screen, sent before its [`Event::Captured`].
     Thumbnail {
         /// The session it belongs to.
@@ -116,6 +129,7 @@ pub struct PreviewFrame {
 /// queues them); other reports wait in a bounded queue.
 pub struct Mailbox {
     frame: Mutex<Option<PreviewFrame>>,
+    console_frame: Mutex<Option<SharedPixelBuffer<Rgb8Pixel>>>,
     verdict: Mutex<Option<Event>>,
     reports: Mutex<VecDeque<Report>>,
     wake_pending: AtomicBool,
@@ -134,6 +148,7 @@ impl Mailbox {
     pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Arc<Mailbox> {
         Arc::new(Mailbox {
             frame: Mutex::new(None),
+            console_frame: Mutex::new(None),
             verdict: Mutex::new(None),
             reports: Mutex::new(VecDeque::new()),
             wake_pending: AtomicBool::new(false),
@@ -145,6 +160,17 @@ impl Mailbox {
     pub fn post_frame(&self, session: u64, pixels: SharedPixelBuffer<Rgb8Pixel>) {
         *lock(&self.frame) = Some(PreviewFrame { session, pixels });
         self.wake();
+    }
+
+    /// Replaces the waiting preview frame of the operator console's camera page.
+    pub fn post_console_frame(&self, pixels: SharedPixelBuffer<Rgb8Pixel>) {
+        *lock(&self.console_frame) = Some(pixels);
+        self.wake();
+    }
+
+    /// Takes the waiting console frame (the console drains it when it drains the rest).
+    pub fn take_console_frame(&self) -> Option<SharedPixelBuffer<Rgb8Pixel>> {
+        lock(&self.console_frame).take()
     }
 
     /// Replaces the waiting verdict (an [`Event::Verdict`]).
@@ -185,6 +211,7 @@ impl Mailbox {
     /// Drops whatever waits (on a wipe).
     pub fn clear(&self) {
         lock(&self.frame).take();
+        lock(&self.console_frame).take();
         lock(&self.verdict).take();
         lock(&self.reports).clear();
     }
@@ -200,6 +227,8 @@ fn report_kind(r: &Report) -> &'static str {
     match r {
         Report::Event(_) => "event",
         Report::Thumbnail { .. } => "thumbnail",
+        Report::Console(_) => "console",
+        Report::QueueLocked(_) => "queue lock",
     }
 }
 

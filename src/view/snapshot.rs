@@ -3,14 +3,17 @@
 //! tests). Runs on the calling thread, which becomes the UI thread.
 
 use super::demo::StillServices;
-use super::services::Mailbox;
-use super::ui::{AppWindow, OperatorWindow};
-use super::{KioskView, OperatorView};
+use super::services::{Mailbox, Services};
+use super::ui::{AppWindow, ConsolePage, Kiosk, Operator, OperatorWindow};
+use super::{DemoOperatorApi, KioskView, OperatorView};
 use crate::api::ErrorCode;
+use crate::flow::staff::StaffConfig;
 use crate::flow::{Event, Field, FlowConfig, Key, KioskStatus, Language, Screen};
+use crate::secret::StaffPin;
 use slint::platform::software_renderer::{MinimalSoftwareWindow, RepaintBufferType};
 use slint::platform::{Platform, WindowAdapter};
 use slint::{ComponentHandle, PhysicalSize};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -165,13 +168,49 @@ pub fn render_gallery(size: PhysicalSize) -> Result<Vec<Shot>, SnapshotError> {
     shoot("12-idle", Screen::Saved, &view)?;
     act(&view, vec![Event::Finish]);
 
+    // Staff: the PIN pad over the welcome screen (two digits typed).
+    let pin = StaffPin::parse("2468").map_err(|message| SnapshotError::Render { screen: "pin".into(), message })?;
+    let staff_api = DemoOperatorApi::new(view.mailbox());
+    view.enable_staff(StaffConfig::new(Some(pin), config.idle_timeout), Box::new(staff_api));
+    let k = view.app().global::<Kiosk>();
+    k.invoke_open_staff();
+    k.invoke_pin_digit(2);
+    k.invoke_pin_digit(4);
+    shoot("13-staff-pin", Screen::Welcome, &view)?;
+    k.invoke_pin_cancel();
+
+    // The operator console, as `ekyc-kiosk operator` shows it: each page.
     let op = OperatorWindow::new()
         .map_err(|e| SnapshotError::Render { screen: "operator".into(), message: e.to_string() })?;
     op.window().set_size(size);
     let op_mailbox = Mailbox::new(|| {});
-    let op_view = OperatorView::new(op, Box::new(StillServices::new(op_mailbox)));
-    let image = render(op_view.app().window(), "13-operator-queue")?;
-    shots.push(Shot { name: "13-operator-queue", screen: Screen::Welcome, image });
+    let services: Box<dyn Services> = Box::new(StillServices::new(op_mailbox.clone()));
+    let op_view =
+        OperatorView::new(op, Rc::new(RefCell::new(services)), Box::new(DemoOperatorApi::new(op_mailbox.clone())));
+    op_view.open();
+    let mut console = |name: &'static str, act: &dyn Fn(&Operator<'_>)| -> Result<(), SnapshotError> {
+        act(&op_view.host().global::<Operator>());
+        // An answer may ask for more (the camera list, then the camera in use's preview): drain twice.
+        op_view.drain(&op_mailbox);
+        op_view.drain(&op_mailbox);
+        let image = render(op_view.host().window(), name)?;
+        shots.push(Shot { name, screen: Screen::Welcome, image });
+        Ok(())
+    };
+    console("14-operator-queue", &|_| {})?;
+    console("15-operator-requests", &|o| {
+        o.invoke_show_page(ConsolePage::Requests);
+        o.invoke_select_request("5f0c9a3e-0000-4000-8000-000000000001".into());
+    })?;
+    console("16-operator-delete", &|o| o.invoke_delete_request(o.get_selected_request()))?;
+    console("17-operator-camera", &|o| {
+        o.invoke_cancel_delete();
+        o.invoke_show_page(ConsolePage::Camera);
+    })?;
+    console("18-operator-connection", &|o| {
+        o.invoke_show_page(ConsolePage::Connection);
+        o.invoke_test_connection();
+    })?;
     Ok(shots)
 }
 

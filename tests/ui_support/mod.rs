@@ -21,15 +21,20 @@ pub struct Kiosk {
     now: Cell<Duration>,
 }
 
-/// A kiosk window of `width` x `height` on the testing backend (one per test thread).
-pub fn kiosk(config: FlowConfig, width: u32, height: u32, save_fails: bool) -> Kiosk {
-    // The real software renderer gives real text metrics, so layout checks mean something.
+/// Slint's testing backend with the real software renderer (real text metrics, so layout checks mean something),
+/// for this test thread.
+pub fn install_platform() {
     let options = i_slint_backend_testing::TestingBackendOptions {
         mock_time: true,
         threading: false,
         renderer_name: Some("software".into()),
     };
     slint::platform::set_platform(Box::new(i_slint_backend_testing::TestingBackend::new(options))).unwrap();
+}
+
+/// A kiosk window of `width` x `height` on the testing backend (one per test thread).
+pub fn kiosk(config: FlowConfig, width: u32, height: u32, save_fails: bool) -> Kiosk {
+    install_platform();
     let app = AppWindow::new().unwrap();
     app.window().set_size(slint::PhysicalSize::new(width, height));
     app.show().unwrap();

@@ -1,0 +1,332 @@
+//! The operator console, headless, through accessible labels: the staff PIN on the kiosk (wrong PINs, the lock,
+//! the console over the welcome screen only, exit and the idle close), the requests page against a real sandbox on
+//! 127.0.0.1:0 (list, accept, delete after a confirmation), the connection test (passing, and failing on a closed
+//! port), and the camera page over the real camera worker and checks with a replayed camera (choices, live preview,
+//! measurements, face or card checks, the camera the kiosk uses). Every wait is bounded.
+
+mod capture_common;
+mod ui_support;
+
+use ekyc_kiosk::api::{ApiClient, ApiConfig, DocumentUpload, FaceMatchConfig, ImageBody, NewRequest};
+use ekyc_kiosk::camera::{CameraConfig, SourceSetting};
+use ekyc_kiosk::capture::CaptureConfig;
+use ekyc_kiosk::contact::{Email, Phone};
+use ekyc_kiosk::encode::EncodeConfig;
+use ekyc_kiosk::flow::staff::{StaffConfig, StaffScreen};
+use ekyc_kiosk::flow::{Event, FlowConfig, Screen};
+use ekyc_kiosk::queue::{QueueConfig, QueueHandle};
+use ekyc_kiosk::sandbox::{Sandbox, SandboxConfig, SandboxOptions};
+use ekyc_kiosk::secret::{ApiKey, StaffPin};
+use ekyc_kiosk::view::ui::{Kiosk, Operator, OperatorWindow};
+use ekyc_kiosk::view::{DemoOperatorApi, LiveOperatorApi, LiveServices, Mailbox, OperatorView, Services};
+use i_slint_backend_testing::{AccessibleRole, ElementHandle, ElementRoot};
+use slint::ComponentHandle;
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "ui-console-test-key";
+
+fn staff(k: &ui_support::Kiosk) {
+    let pin = StaffPin::parse("2468").unwrap();
+    k.view.enable_staff(
+        StaffConfig::new(Some(pin), Duration::from_secs(80)),
+        Box::new(DemoOperatorApi::new(k.mailbox.clone())),
+    );
+}
+
+fn pin(k: &ui_support::Kiosk, digits: &str) {
+    k.type_keys(digits);
+    k.press("Enter");
+}
+
+#[test]
+fn the_staff_pin_opens_the_console_over_the_welcome_screen_only() {
+    let k = ui_support::kiosk(FlowConfig::default(), 1280, 800, false);
+    assert!(!k.shows("Staff"), "no PIN configured: no staff button");
+    staff(&k);
+    assert!(k.shows("Staff"));
+
+    // During a customer's session there is no way in.
+    k.press("Start");
+    assert!(!k.shows("Staff"));
+    k.app().global::<Kiosk>().invoke_open_staff();
+    assert_eq!(k.view.staff().screen, StaffScreen::Closed, "the intent is refused too");
+    k.view.handle(Event::Finish);
+    assert_eq!(k.view.state().screen, Screen::Welcome);
+
+    k.press("Staff");
+    assert!(k.shows("Staff only: enter the PIN"), "{:?}", k.labels());
+    k.type_keys("13");
+    assert!(k.shows("2 digits typed"), "the pad shows dots: {:?}", k.labels());
+    k.press("Erase");
+    k.press("Erase");
+    pin(&k, "1357");
+    assert!(k.shows("Wrong PIN. 2 tries left."), "{:?}", k.labels());
+    pin(&k, "9999");
+    assert!(k.shows("Wrong PIN. 1 try left."), "{:?}", k.labels());
+    pin(&k, "0000");
+    assert!(k.shows("Too many wrong PINs. Try again in 60 seconds."), "{:?}", k.labels());
+    // Locked: the keys are disabled, even for the right PIN.
+    assert!(k.controls("2").iter().all(|e| e.accessible_enabled() == Some(false)));
+    k.wait(Duration::from_secs(30));
+    assert!(k.shows("Too many wrong PINs. Try again in 30 seconds."), "{:?}", k.labels());
+    k.wait(Duration::from_secs(31));
+    assert!(!k.shows("Too many wrong PINs. Try again in 1 second."));
+
+    pin(&k, "2468");
+    assert_eq!(k.view.staff().screen, StaffScreen::Console);
+    assert!(k.shows("Applications on this kiosk"), "{:?}", k.labels());
+    // The DEMO queue's applications, one that needs the customer with the contact details to follow up.
+    assert!(k.labels().iter().any(|l| l.contains("@")), "{:?}", k.labels());
+
+    // The requests page (the DEMO API): accept one.
+    k.press("Requests");
+    assert!(k.shows("ana.silva@example.com"), "{:?}", k.labels());
+    k.press("ana.silva@example.com");
+    k.press("Accept");
+    k.view.pump();
+    assert!(
+        k.labels().iter().any(|l| l.starts_with("Request 5f0c9a3e") && l.ends_with("accepted.")),
+        "{:?}",
+        k.labels()
+    );
+    assert!(!k.shows("ana.silva@example.com"), "an accepted request leaves the pending list");
+    k.press("Accepted");
+    assert!(k.shows("ana.silva@example.com"), "{:?}", k.labels());
+
+    k.press("Exit");
+    assert_eq!(k.view.staff().screen, StaffScreen::Closed);
+    assert!(k.shows("Start") && !k.shows("Applications on this kiosk"));
+
+    // Left open, the console closes by itself.
+    k.press("Staff");
+    pin(&k, "2468");
+    assert!(k.shows("Applications on this kiosk"));
+    k.wait(Duration::from_secs(79));
+    assert!(k.shows("Applications on this kiosk"));
+    k.wait(Duration::from_secs(2));
+    assert!(!k.shows("Applications on this kiosk") && k.shows("Start"), "{:?}", k.labels());
+}
+
+/// The operator window over the DEMO services and `api`, with its mailbox.
+fn console(
+    api: impl FnOnce(Arc<Mailbox>) -> Box<dyn ekyc_kiosk::view::OperatorApi>,
+) -> (Rc<OperatorView<OperatorWindow>>, Arc<Mailbox>) {
+    let mailbox = Mailbox::new(|| {});
+    let services: Box<dyn Services> = Box::new(ekyc_kiosk::view::demo::StillServices::new(mailbox.clone()));
+    let window = OperatorWindow::new().unwrap();
+    window.window().set_size(slint::PhysicalSize::new(1280, 800));
+    window.show().unwrap();
+    let view = OperatorView::new(window, Rc::new(RefCell::new(services)), api(mailbox.clone()));
+    view.open();
+    (view, mailbox)
+}
+
+fn labels(w: &OperatorWindow) -> Vec<String> {
+    w.root_element()
+        .query_descendants()
+        .find_all()
+        .into_iter()
+        .filter_map(|e| e.accessible_label().map(|l| l.to_string()))
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn shows(w: &OperatorWindow, label: &str) -> bool {
+    ElementHandle::find_by_accessible_label(w, label).next().is_some()
+}
+
+/// Presses the one enabled control with this label.
+fn press(w: &OperatorWindow, label: &str) {
+    let found: Vec<ElementHandle> = ElementHandle::find_by_accessible_label(w, label)
+        .filter(|e| matches!(e.accessible_role(), Some(AccessibleRole::Button | AccessibleRole::ListItem)))
+        .filter(|e| e.accessible_enabled() != Some(false))
+        .collect();
+    assert_eq!(found.len(), 1, "expected one enabled {label:?}; on screen: {:?}", labels(w));
+    found[0].invoke_accessible_default_action();
+}
+
+/// Drains the console's answers until `done` holds, for at most `secs` seconds.
+fn wait_until(
+    view: &OperatorView<OperatorWindow>,
+    mailbox: &Mailbox,
+    secs: u64,
+    done: impl Fn(&OperatorWindow) -> bool,
+) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        view.drain(mailbox);
+        if done(view.host()) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn file(rel: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()
+}
+
+/// Two requests on the sandbox, made through the API as a kiosk would.
+fn seed(api: &ApiClient) {
+    let front = file("assets/demo/id-front.jpg");
+    for (email, phone) in [("first@example.com", "+447700900201"), ("second@example.com", "+447700900202")] {
+        let doc = DocumentUpload { front: ImageBody::from_bytes(&front), back: None, side: None };
+        let document_id = api.upload_document(doc).unwrap().document_id;
+        let req = NewRequest { email: Email::parse(email).unwrap(), phone: Phone::parse(phone).unwrap(), document_id };
+        api.create_request(&req).unwrap();
+    }
+}
+
+#[test]
+fn requests_are_accepted_and_deleted_on_the_api_and_the_connection_is_tested() {
+    ui_support::install_platform();
+    let sb = Sandbox::start(SandboxOptions {
+        config: SandboxConfig { validation_delay: Duration::ZERO, ..SandboxConfig::default() },
+        ..SandboxOptions::loopback(ApiKey::new(KEY))
+    })
+    .unwrap();
+    let client =
+        || ApiClient::new(&ApiConfig::default(), &FaceMatchConfig::default(), sb.base_url(), ApiKey::new(KEY)).unwrap();
+    seed(&client());
+    let (view, mb) = console(|mb| Box::new(LiveOperatorApi::spawn(client(), true, mb).unwrap()));
+    let w = view.host();
+    assert!(shows(w, "DEMO: sample pictures, test service"), "{:?}", labels(w));
+
+    press(w, "Requests");
+    assert!(wait_until(&view, &mb, 20, |w| shows(w, "second@example.com")), "{:?}", labels(w));
+    assert!(shows(w, "first@example.com"));
+    press(w, "first@example.com");
+    press(w, "Accept");
+    assert!(wait_until(&view, &mb, 20, |w| !shows(w, "first@example.com")), "{:?}", labels(w));
+    let accepted = client().list_requests(true).unwrap();
+    assert_eq!(accepted.iter().map(|r| r.email.as_str()).collect::<Vec<_>>(), ["first@example.com"]);
+
+    // Delete asks first; "Keep it" keeps it.
+    press(w, "second@example.com");
+    press(w, "Delete…");
+    assert!(shows(w, "Delete this request?"), "{:?}", labels(w));
+    press(w, "Keep it");
+    assert!(!shows(w, "Delete this request?"));
+    assert_eq!(client().list_requests(false).unwrap().len(), 1);
+    press(w, "Delete…");
+    press(w, "Delete for good");
+    assert!(wait_until(&view, &mb, 20, |w| shows(w, "No pending requests.")), "{:?}", labels(w));
+    assert!(client().list_requests(false).unwrap().is_empty(), "deleted on the API");
+    assert!(labels(w).iter().any(|l| l.ends_with("deleted from the API.")), "{:?}", labels(w));
+
+    // The accepted list; accept is not offered there.
+    press(w, "Accepted");
+    assert!(wait_until(&view, &mb, 20, |w| shows(w, "first@example.com")), "{:?}", labels(w));
+
+    // The connection test against the sandbox.
+    press(w, "Connection");
+    assert!(labels(w).iter().any(|l| l.contains("built-in sandbox at http://127.0.0.1:")), "{:?}", labels(w));
+    press(w, "Test the connection");
+    assert!(
+        wait_until(&view, &mb, 20, |w| labels(w)
+            .iter()
+            .any(|l| l.starts_with("Connected in ") && l.contains("(0 requests pending)"))),
+        "{:?}",
+        labels(w)
+    );
+    drop(view);
+    sb.shutdown();
+}
+
+#[test]
+fn the_connection_test_says_why_it_failed() {
+    ui_support::install_platform();
+    // A loopback port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+    let cfg = ApiConfig { connect_timeout: Duration::from_secs(2), ..ApiConfig::default() };
+    let client = ApiClient::new(&cfg, &FaceMatchConfig::default(), url, ApiKey::new(KEY)).unwrap();
+    let (view, mb) = console(|mb| Box::new(LiveOperatorApi::spawn(client, false, mb).unwrap()));
+    let w = view.host();
+    press(w, "Connection");
+    assert!(labels(w).iter().any(|l| l == &format!("Applications go to http://127.0.0.1:{port}.")), "{:?}", labels(w));
+    press(w, "Test the connection");
+    assert!(wait_until(&view, &mb, 20, |w| shows(w, "The test failed: network_unreachable")), "{:?}", labels(w));
+    assert_eq!(w.global::<Operator>().get_connection_error(), "network_unreachable");
+    // The requests page says the same, instead of an empty list.
+    press(w, "Requests");
+    assert!(
+        wait_until(&view, &mb, 20, |w| labels(w)
+            .iter()
+            .any(|l| l.starts_with("The requests could not be listed [network_unreachable]"))),
+        "{:?}",
+        labels(w)
+    );
+}
+
+#[test]
+fn the_camera_page_previews_a_camera_with_its_checks_and_chooses_the_kiosks() {
+    ui_support::install_platform();
+    let frames = tempfile::tempdir().unwrap();
+    capture_common::good_face().save(frames.path().join("face.png")).unwrap();
+    let replay = format!("replay:{}", frames.path().display());
+    let camera =
+        CameraConfig { source: SourceSetting::Replay(frames.path().to_path_buf()), fps: 10, ..CameraConfig::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let q = QueueHandle::open(dir.path(), &QueueConfig::default(), Duration::from_secs(60)).unwrap();
+    let mailbox = Mailbox::new(|| {});
+    let live = LiveServices::new(mailbox.clone(), camera, CaptureConfig::default(), EncodeConfig::default(), q.clone())
+        .unwrap();
+    let services: Box<dyn Services> = Box::new(live);
+    let window = OperatorWindow::new().unwrap();
+    window.window().set_size(slint::PhysicalSize::new(1280, 800));
+    window.show().unwrap();
+    let view =
+        OperatorView::new(window, Rc::new(RefCell::new(services)), Box::new(DemoOperatorApi::new(mailbox.clone())));
+    view.open();
+    let w = view.host();
+    let op = || w.global::<Operator>();
+
+    press(w, "Camera");
+    // The configured replay is in use and previewed at once, with the face checks' measurements.
+    assert!(wait_until(&view, &mailbox, 30, |_| op().get_camera_live()), "no preview: {:?}", labels(w));
+    assert_eq!(op().get_camera_in_use(), replay.as_str());
+    assert_eq!(op().get_camera_previewed(), replay.as_str());
+    assert!(shows(w, &format!("Recorded frames: {}", frames.path().display())), "{:?}", labels(w));
+    assert!(shows(w, "Demo pictures (no camera)"));
+    assert!(
+        wait_until(&view, &mailbox, 30, |w| shows(w, "The checks pass: this picture would be taken.")),
+        "the good face passes: {:?}",
+        labels(w)
+    );
+    assert!(shows(w, "face_share") && shows(w, "sharpness"), "{:?}", labels(w));
+
+    // The same picture checked as an ID card fails, and says why.
+    press(w, "ID card");
+    assert!(
+        wait_until(&view, &mailbox, 30, |w| shows(w, "card_fill")
+            && !shows(w, "The checks pass: this picture would be taken.")),
+        "{:?}",
+        labels(w)
+    );
+
+    // Preview the demo pictures and make the kiosk use them.
+    press(w, "Demo pictures (no camera)");
+    assert_eq!(op().get_camera_previewed(), "demo");
+    assert!(wait_until(&view, &mailbox, 30, |_| op().get_camera_live()), "{:?}", labels(w));
+    press(w, "Use this camera");
+    assert!(wait_until(&view, &mailbox, 20, |_| op().get_camera_in_use() == "demo"), "{:?}", labels(w));
+    assert!(
+        labels(w).iter().any(|l| l == "The customer screens now use: Demo pictures (no camera)."),
+        "{:?}",
+        labels(w)
+    );
+
+    // Leaving the page stops the preview.
+    press(w, "Queue");
+    assert!(!op().get_camera_live() && op().get_camera_previewed().is_empty());
+    drop(view);
+    q.shutdown();
+}
