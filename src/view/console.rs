@@ -89,13 +89,43 @@ pub enum RequestChange {
     Delete,
 }
 
+/// What kind of camera a [`CameraOption`] is (the console words each kind in the operator's language).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraKind {
+    /// A camera if one is found, else the demo pictures.
+    Auto,
+    /// A camera found on this machine.
+    Device,
+    /// The configured camera, when it is none of those found (a name, or "the first that opens").
+    Configured,
+    /// The configured replay of recorded frames.
+    Replay,
+    /// The bundled demo pictures.
+    Demo,
+}
+
+impl CameraKind {
+    /// The stable code the console words (`Texts.camera-label`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraKind::Auto => "auto",
+            CameraKind::Device => "device",
+            CameraKind::Configured => "configured",
+            CameraKind::Replay => "replay",
+            CameraKind::Demo => "demo",
+        }
+    }
+}
+
 /// A camera the operator can choose on the console.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CameraOption {
     /// Stable id: `auto`, `device:N`, `demo` or `replay:PATH`.
     pub id: String,
-    /// What the operator reads.
-    pub label: String,
+    /// What kind of camera it is.
+    pub kind: CameraKind,
+    /// Its name: the device's name and node, the replay's path, the configured selector; empty otherwise.
+    pub name: String,
 }
 
 /// A console answer from a worker.
@@ -135,7 +165,7 @@ pub enum ConsoleReport {
         /// Every measurement, named and formatted.
         metrics: Vec<(String, String)>,
     },
-    /// The camera previewed on the console could not open or stopped delivering.
+    /// The camera previewed on the console could not open; the camera's own error, for the operator.
     CameraFailed(String),
 }
 

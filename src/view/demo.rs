@@ -6,7 +6,7 @@
 //! like the real thing will; [`StillServices`] answers synchronously (one frame per camera start, captures and saves
 //! at once), for screenshots and headless tests. Both post to the UI's [`Mailbox`].
 
-use super::console::{CameraOption, ConsoleReport};
+use super::console::{CameraKind, CameraOption, ConsoleReport};
 use super::services::{Mailbox, QueueAlerts, QueueItem, Report, ServiceError, Services};
 use crate::api::ErrorCode;
 use crate::contact::{Email, Phone};
@@ -222,8 +222,8 @@ fn post_capture(mailbox: &Mailbox, target: CaptureTarget, session: u64) {
 /// The demo's camera choices: automatic and the demo pictures, with `in_use` marked.
 fn post_demo_cameras(mailbox: &Mailbox, in_use: &str) {
     let options = vec![
-        CameraOption { id: "auto".into(), label: "Automatic: a camera if one is found, else the demo pictures".into() },
-        CameraOption { id: "demo".into(), label: "Demo pictures (no camera)".into() },
+        CameraOption { id: "auto".into(), kind: CameraKind::Auto, name: String::new() },
+        CameraOption { id: "demo".into(), kind: CameraKind::Demo, name: String::new() },
     ];
     mailbox.post(Report::Console(ConsoleReport::Cameras { options, in_use: in_use.to_string() }));
 }

@@ -9,7 +9,7 @@
 //! back and the UI thread only wraps pixels into an image. Saving runs on a "ui-enqueue" thread and the queue's
 //! events come back on a "ui-queue-events" thread (see [`QueueLink`]).
 
-use super::console::{CameraOption, ConsoleReport};
+use super::console::{CameraKind, CameraOption, ConsoleReport};
 use super::queue_link::QueueLink;
 use super::services::{Mailbox, QueueAlerts, QueueItem, Report, ServiceError, Services};
 use crate::camera::{CameraConfig, CameraWorker, DeviceInfo, FrameTap, SourceSetting};
@@ -424,7 +424,7 @@ impl Worker {
             Err(e) => {
                 log::error!("cannot open the camera: {e}");
                 if self.console.is_some() {
-                    self.post_console(ConsoleReport::CameraFailed(format!("The camera did not open: {e}")));
+                    self.post_console(ConsoleReport::CameraFailed(e.to_string()));
                 }
             }
         }
@@ -615,26 +615,23 @@ pub(crate) fn camera_options(
     current: &CameraConfig,
     devices: &[DeviceInfo],
 ) -> (Vec<CameraOption>, String) {
-    let mut options = vec![CameraOption {
-        id: "auto".into(),
-        label: "Automatic: a camera if one is found, else the demo pictures".into(),
-    }];
+    let mut options = vec![CameraOption { id: "auto".into(), kind: CameraKind::Auto, name: String::new() }];
     for d in devices {
         options.push(CameraOption {
             id: format!("device:{}", d.index),
-            label: format!("Camera {}: {} ({})", d.index, d.name, d.path.display()),
+            kind: CameraKind::Device,
+            name: format!("{} ({})", d.name, d.path.display()),
         });
     }
     let own = option_id(configured);
     if !options.iter().any(|o| o.id == own) && own != "demo" {
-        let label = match &configured.source {
-            SourceSetting::Replay(p) => format!("Recorded frames: {}", p.display()),
-            _ if configured.device.trim().is_empty() => "The first camera that opens".to_string(),
-            _ => format!("The configured camera ({})", configured.device.trim()),
+        let (kind, name) = match &configured.source {
+            SourceSetting::Replay(p) => (CameraKind::Replay, p.display().to_string()),
+            _ => (CameraKind::Configured, configured.device.trim().to_string()),
         };
-        options.push(CameraOption { id: own, label });
+        options.push(CameraOption { id: own, kind, name });
     }
-    options.push(CameraOption { id: "demo".into(), label: "Demo pictures (no camera)".into() });
+    options.push(CameraOption { id: "demo".into(), kind: CameraKind::Demo, name: String::new() });
     (options, option_id(current))
 }
 

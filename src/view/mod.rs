@@ -25,8 +25,8 @@ pub mod ui {
 
 pub use config::KioskConfig;
 pub use console::{
-    ApiFailure, ApiTarget, CameraOption, ConsoleReport, DemoOperatorApi, LiveOperatorApi, OperatorApi, RequestChange,
-    RequestSummary,
+    ApiFailure, ApiTarget, CameraKind, CameraOption, ConsoleReport, DemoOperatorApi, LiveOperatorApi, OperatorApi,
+    RequestChange, RequestSummary,
 };
 pub use kiosk::{KioskView, contact_error_code, event_loop_wake};
 pub use live::LiveServices;

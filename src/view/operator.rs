@@ -103,7 +103,7 @@ impl<H: ConsoleHost> OperatorView<H> {
     pub fn open(&self) {
         self.open.set(true);
         let op = self.host.operator();
-        op.set_message(SharedString::default());
+        self.say(Say::Nothing, "", "");
         op.set_confirm_delete(SharedString::default());
         op.set_connection(ConnectionTest::Untested);
         self.show_page(ConsolePage::Queue);
@@ -117,7 +117,7 @@ impl<H: ConsoleHost> OperatorView<H> {
         op.set_selected(SharedString::default());
         op.set_selected_request(SharedString::default());
         op.set_confirm_delete(SharedString::default());
-        op.set_message(SharedString::default());
+        self.say(Say::Nothing, "", "");
         op.set_requests(ModelRc::default());
         op.set_rows(ModelRc::default());
     }
@@ -134,8 +134,17 @@ impl<H: ConsoleHost> OperatorView<H> {
                 let rows: Vec<QueueRow> = items.iter().map(row).collect();
                 op.set_rows(ModelRc::new(VecModel::from(rows)));
             }
-            Err(e) => op.set_message(e.to_string().into()),
+            Err(e) => self.say(Say::QueueUnavailable, "", &e.to_string()),
         }
+    }
+
+    /// Shows the outcome of the last action: a code the console words (and translates), its argument, and a
+    /// technical detail (an error's own words) shown under it.
+    fn say(&self, what: Say, arg: &str, detail: &str) {
+        let op = self.host.operator();
+        op.set_message_code(what.code().into());
+        op.set_message_arg(arg.into());
+        op.set_message_detail(detail.into());
     }
 
     /// Takes everything waiting in `mailbox` and shows the console's part and the status bar's (the desktop
@@ -183,24 +192,20 @@ impl<H: ConsoleHost> OperatorView<H> {
                     }
                     Err(f) => {
                         op.set_requests(ModelRc::default());
-                        op.set_message(failure_text("The requests could not be listed", &f).into());
+                        self.say(Say::NotListed, "", &failure_text(&f));
                     }
                 }
             }
             ConsoleReport::RequestChanged { id, change, result } => {
                 op.set_requests_loading(false);
                 match (change, result) {
-                    (RequestChange::Accept, Ok(())) => op.set_message(format!("Request {id} accepted.").into()),
+                    (RequestChange::Accept, Ok(())) => self.say(Say::Accepted, &id, ""),
                     (RequestChange::Delete, Ok(())) => {
                         op.set_selected_request(SharedString::default());
-                        op.set_message(format!("Request {id} deleted from the API.").into());
+                        self.say(Say::Deleted, &id, "");
                     }
-                    (RequestChange::Accept, Err(f)) => {
-                        op.set_message(failure_text(&format!("Request {id} was not accepted"), &f).into())
-                    }
-                    (RequestChange::Delete, Err(f)) => {
-                        op.set_message(failure_text(&format!("Request {id} was not deleted"), &f).into())
-                    }
+                    (RequestChange::Accept, Err(f)) => self.say(Say::NotAccepted, &id, &failure_text(&f)),
+                    (RequestChange::Delete, Err(f)) => self.say(Say::NotDeleted, &id, &failure_text(&f)),
                 }
                 self.list_requests(op.get_requests_accepted());
             }
@@ -219,7 +224,11 @@ impl<H: ConsoleHost> OperatorView<H> {
             ConsoleReport::Cameras { options, in_use } => {
                 let choices: Vec<CameraChoice> = options
                     .iter()
-                    .map(|o| CameraChoice { id: o.id.as_str().into(), label: o.label.as_str().into() })
+                    .map(|o| CameraChoice {
+                        id: o.id.as_str().into(),
+                        kind: o.kind.as_str().into(),
+                        name: o.name.as_str().into(),
+                    })
                     .collect();
                 op.set_cameras(ModelRc::new(VecModel::from(choices)));
                 op.set_camera_in_use(in_use.as_str().into());
@@ -331,11 +340,11 @@ impl<H: ConsoleHost> OperatorView<H> {
         on!(on_select, |v, r: SharedString| v.host.operator().set_selected(r));
         on!(on_retry_item, |v, r: SharedString| {
             let result = v.services.borrow_mut().retry(&r);
-            v.after_queue_action(result.map(|()| format!("{r} will be sent again now.")));
+            v.after_queue_action(result, Say::Retried, &r);
         });
         on!(on_purge_item, |v, r: SharedString| {
             let result = v.services.borrow_mut().purge(&r);
-            v.after_queue_action(result.map(|()| format!("{r} and its images were deleted from this kiosk.")));
+            v.after_queue_action(result, Say::Purged, &r);
         });
         on!(on_show_requests, |v, accepted: bool| {
             v.host.operator().set_selected_request(SharedString::default());
@@ -374,8 +383,7 @@ impl<H: ConsoleHost> OperatorView<H> {
         });
         on!(on_use_camera, |v, id: SharedString| {
             v.services.borrow_mut().use_camera(&id);
-            let label = v.camera_label(&id);
-            v.host.operator().set_message(format!("The customer screens now use: {label}.").into());
+            v.say(Say::CameraInUse, "", "");
         });
         on!(on_exit, |v| {
             if let Some(f) = v.on_exit.borrow().as_ref() {
@@ -384,31 +392,55 @@ impl<H: ConsoleHost> OperatorView<H> {
         });
     }
 
-    fn camera_label(&self, id: &str) -> String {
-        use slint::Model;
-        self.host
-            .operator()
-            .get_cameras()
-            .iter()
-            .find(|c| c.id.as_str() == id)
-            .map_or_else(|| id.to_string(), |c| c.label.to_string())
-    }
-
-    fn after_queue_action(&self, result: Result<String, super::ServiceError>) {
-        let op = self.host.operator();
+    fn after_queue_action(&self, result: Result<(), super::ServiceError>, done: Say, reference: &str) {
         match result {
-            Ok(msg) => {
-                op.set_selected(SharedString::default());
-                op.set_message(msg.into());
+            Ok(()) => {
+                self.host.operator().set_selected(SharedString::default());
+                self.say(done, reference, "");
             }
-            Err(e) => op.set_message(e.to_string().into()),
+            Err(e) => self.say(Say::QueueActionFailed, reference, &e.to_string()),
         }
         self.refresh();
     }
 }
 
-fn failure_text(what: &str, f: &ApiFailure) -> String {
-    format!("{what} [{}]: {}", f.code.as_str(), f.detail)
+/// What the console says about the last action (`Texts.console-message` words each code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Say {
+    Nothing,
+    Retried,
+    Purged,
+    QueueActionFailed,
+    QueueUnavailable,
+    Accepted,
+    Deleted,
+    NotAccepted,
+    NotDeleted,
+    NotListed,
+    CameraInUse,
+}
+
+impl Say {
+    fn code(self) -> &'static str {
+        match self {
+            Say::Nothing => "",
+            Say::Retried => "retried",
+            Say::Purged => "purged",
+            Say::QueueActionFailed => "queue_action_failed",
+            Say::QueueUnavailable => "queue_unavailable",
+            Say::Accepted => "accepted",
+            Say::Deleted => "deleted",
+            Say::NotAccepted => "not_accepted",
+            Say::NotDeleted => "not_deleted",
+            Say::NotListed => "not_listed",
+            Say::CameraInUse => "camera_in_use",
+        }
+    }
+}
+
+/// An API failure's technical detail: its stable code and what it means for the operator.
+fn failure_text(f: &ApiFailure) -> String {
+    format!("[{}] {}", f.code.as_str(), f.detail)
 }
 
 fn row(i: &QueueItem) -> QueueRow {
