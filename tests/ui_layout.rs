@@ -4,8 +4,13 @@
 mod ui_support;
 
 use ekyc_kiosk::api::ErrorCode;
+use ekyc_kiosk::flow::staff::StaffConfig;
 use ekyc_kiosk::flow::{Event, Field, FlowConfig, Key, KioskStatus};
+use ekyc_kiosk::secret::StaffPin;
+use ekyc_kiosk::view::DemoOperatorApi;
+use ekyc_kiosk::view::ui::{ConsolePage, Operator};
 use i_slint_backend_testing::{AccessibleRole, ElementRoot};
+use slint::ComponentHandle;
 use std::time::Duration;
 use ui_support::Kiosk;
 
@@ -68,6 +73,34 @@ fn walk(size: (u32, u32)) {
     ev(Event::StillHere);
     ev(Event::RetryAction);
     check(&k, size, "document again");
+
+    // Staff: the PIN pad and every page of the console, over the welcome screen.
+    ev(Event::Finish);
+    let pin = StaffPin::parse("2468").unwrap();
+    k.view.enable_staff(
+        StaffConfig::new(Some(pin), Duration::from_secs(90)),
+        Box::new(DemoOperatorApi::new(k.mailbox.clone())),
+    );
+    check(&k, size, "welcome with the staff button");
+    k.press("Staff");
+    check(&k, size, "staff PIN");
+    k.type_keys("2468");
+    k.press("Enter");
+    check(&k, size, "console: queue");
+    for (page, name) in [
+        (ConsolePage::Requests, "console: requests"),
+        (ConsolePage::Camera, "console: camera"),
+        (ConsolePage::Connection, "console: connection"),
+    ] {
+        k.app().global::<Operator>().invoke_show_page(page);
+        k.view.pump();
+        k.view.pump();
+        check(&k, size, name);
+    }
+    k.app().global::<Operator>().invoke_show_page(ConsolePage::Requests);
+    k.view.pump();
+    k.app().global::<Operator>().invoke_delete_request("5f0c9a3e-0000-4000-8000-000000000002".into());
+    check(&k, size, "console: delete confirmation");
 }
 
 #[test]
