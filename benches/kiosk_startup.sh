@@ -334,6 +334,7 @@ wait_window() {
 
 start_pos=""
 agree_pos=""
+load_before=$(cut -d' ' -f1-3 /proc/loadavg) # other work on the machine shows in every figure
 declare -a r_window r_tap r_tap_app r_cold r_cold_window r_cold_taps r_cold_app
 
 for run in $(seq 1 "$runs"); do
@@ -546,6 +547,7 @@ rss_ok=met
   echo
   echo "== kiosk start-up and memory benchmark ($(date -u '+%Y-%m-%d %H:%M UTC')) =="
   row "machine" "$(nproc) CPU ($cpu_model), $mem_total, $os, Linux $(uname -r)"
+  row "load average before the runs (1, 5, 15 min)" "$load_before"
   row "build" "ekyc-kiosk $rev, release; Xvfb ${width}x${height}x24, Slint software renderer"
   row "camera" "replay of 30 JPEG frames 1280x720 ($frame_kib KiB) at 30 fps, document front screen"
   echo
