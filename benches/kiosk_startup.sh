@@ -153,7 +153,7 @@ cleanup() {
   stop_pid "$kiosk_pid"
   stop_chromium
   stop_pid "$xvfb_pid"
-  if [ "$keep" = 1 ] || [ "$rc" -ge 2 ]; then
+  if [ "$keep" = 1 ] || [ "$rc" -eq 2 ]; then
     say "work directory kept (logs, screenshots, frames): $work"
   else
     rm -rf "$work"
