@@ -95,6 +95,7 @@ impl Backend {
 
 /// The customer kiosk: full screen (per `[kiosk]`), the flow, the live services.
 pub fn kiosk(loaded: &Loaded) -> Exit {
+    let started = Instant::now();
     let cfg = &loaded.config.kiosk;
     let flow = match cfg.flow() {
         Ok(f) => f,
@@ -147,6 +148,13 @@ pub fn kiosk(loaded: &Loaded) -> Exit {
             v.tick(start.elapsed());
         }
     });
+    // Runs in the event loop's first pass, once the window exists (under X11, winit has drawn its first frame and
+    // mapped it by then). Benchmarks read this line (`benches/kiosk_startup.sh`).
+    if let Err(e) = slint::invoke_from_event_loop(move || {
+        log::info!("kiosk: window shown {} ms after start", started.elapsed().as_millis());
+    }) {
+        log::debug!("cannot schedule the window-shown log line: {e}");
+    }
     let exit = match view.app().run() {
         Ok(()) => Exit::Done,
         Err(e) => {
