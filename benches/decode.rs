@@ -1,13 +1,15 @@
 //! Camera frame decoding: a 720p webcam-style MJPEG frame (quality 80, 4:2:2 and 4:2:0, no Huffman tables, as many
 //! UVC webcams send) through our path (standard tables inserted, then zune-jpeg, the decoder `image` uses)
 //! against libjpeg-turbo (the `turbojpeg` crate, reused decompressor and output buffer) on the same bytes; and a
-//! 720p YUYV frame to RGB. With `cargo bench --bench decode` it also prints the ours/libjpeg-turbo time ratio
+//! 720p YUYV frame to RGB; and the preview's scaling of a 720p frame to the 640 px the screen gets (ours: a 2x2
+//! halving, against `image`'s area filter that it replaced). With `cargo bench --bench decode` it also prints the ours/libjpeg-turbo time ratio
 //! (target: at most 1.3). Test frames are built here from `tests/fixtures/astronaut.png` resized to 1280x720 with
 //! mild sensor-like noise.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ekyc_kiosk::camera::mjpeg::{decode_mjpeg, remove_huffman_tables};
 use ekyc_kiosk::camera::yuyv::{rgb_to_yuyv, yuyv_to_rgb};
+use ekyc_kiosk::view::preview_pixels;
 use image::RgbImage;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -126,6 +128,26 @@ fn decode(c: &mut Criterion) {
         println!(
             "\nYUYV 720p -> RGB: min {min:.2} ms, median {med:.2} ms ({:.0} MP/s at the minimum)\n",
             f64::from(W * H) / min / 1000.0
+        );
+    }
+
+    c.bench_function("preview 720p -> 640 px, mirrored (2x2 halving)", |b| {
+        b.iter(|| preview_pixels(black_box(&img), 640, true))
+    });
+    c.bench_function("preview 720p -> 640 px (image::imageops::thumbnail)", |b| {
+        b.iter(|| image::imageops::thumbnail(black_box(&img), 640, 360))
+    });
+    if measuring {
+        let ((ours_min, ours_med), (thumb_min, thumb_med)) = side_by_side(
+            || drop(black_box(preview_pixels(&img, 640, true))),
+            || drop(black_box(image::imageops::thumbnail(&img, 640, 360))),
+            60,
+        );
+        println!(
+            "\nPREVIEW 720p -> 640 px, min / median of 60 alternating runs: ours (2x2 halving, mirrored) \
+             {ours_min:.2} / {ours_med:.2} ms, image::imageops::thumbnail {thumb_min:.2} / {thumb_med:.2} ms; \
+             at 30 fps ours costs {:.1} % of a core\n",
+            ours_med * 30.0 / 10.0
         );
     }
 }

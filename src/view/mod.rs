@@ -29,7 +29,7 @@ pub use console::{
     RequestChange, RequestSummary,
 };
 pub use kiosk::{KioskView, contact_error_code, event_loop_wake};
-pub use live::LiveServices;
+pub use live::{LiveServices, preview_pixels};
 pub use operator::{ConsoleHost, OperatorView, SharedServices, format_age};
 pub use queue_link::QueueLink;
 pub use services::{MAILBOX_CAPACITY, Mailbox, PreviewFrame, QueueAlerts, QueueItem, Report, ServiceError, Services};
