@@ -1,7 +1,9 @@
 //! [`LiveServices`]: the real camera (`crate::camera::CameraWorker`), the real on-device checks (`crate::capture`:
 //! quality checks, auto-capture, JPEG encoding to the budget) and the real durable queue ([`QueueLink`] over
 //! `crate::queue::QueueHandle`; the uploader that sends it is started by the caller) behind [`Services`]. The
-//! encoded photos are held in memory until they are saved in the queue (then dropped) or the session is wiped.
+//! encoded photos are held in memory until the flow drops or retakes them, or the session is wiped: a save does not
+//! drop them, because a retry prompt after the save sends the customer back for one photo and the next save needs
+//! the others (every session ends in a wipe, so they never outlive it).
 //!
 //! Threads: one "ui-capture" thread owns the camera worker, the checker and the held photos; the UI thread sends it
 //! commands through a bounded channel and never waits for it (except a bounded join at shutdown). A "ui-preview"
@@ -111,7 +113,6 @@ impl LiveServices {
                     ready: None,
                     held: Vec::new(),
                     link: worker_link,
-                    released: Arc::new(Mutex::new(Vec::new())),
                     demo_camera: worker_demo,
                 };
                 worker.run(rx)
@@ -220,9 +221,6 @@ struct Worker {
     /// The photos taken, with the session they were taken for.
     held: Vec<(CaptureTarget, u64, UploadJpeg)>,
     link: Arc<QueueLink>,
-    /// Sessions whose photos are saved in the queue: their held photos are dropped at the next turn of the loop.
-    /// At most one entry per save, drained every turn.
-    released: Arc<Mutex<Vec<u64>>>,
     /// Whether the open camera is the bundled demo (shared with [`LiveServices::is_demo`]).
     demo_camera: Arc<AtomicBool>,
 }
@@ -245,10 +243,6 @@ impl Worker {
             };
             if let Some(c) = next {
                 self.command(c);
-            }
-            let saved: Vec<u64> = self.released.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
-            if !saved.is_empty() {
-                self.held.retain(|(_, s, _)| !saved.contains(s));
             }
             if let Some((mode, session)) = self.active {
                 self.frame(mode, session);
@@ -299,8 +293,8 @@ impl Worker {
         }
     }
 
-    /// Builds the application from the photos held for `session` and saves it on the queue's helper thread; once
-    /// it is committed the photos are released (dropped from memory).
+    /// Builds the application from the photos held for `session` and saves it on the queue's helper thread. The
+    /// photos stay held: after a retry prompt the customer retakes one of them and the others are saved again.
     fn enqueue(&mut self, session: u64, email: Email, phone: Phone) {
         let photo = |target: CaptureTarget| {
             self.held.iter().find(|(t, s, _)| *t == target && *s == session).map(|(_, _, j)| j.clone())
@@ -312,10 +306,7 @@ impl Worker {
         };
         let back = photo(CaptureTarget::DocumentBack);
         let new = NewEnrollment { email, phone, front, back, side: None, face };
-        let released = self.released.clone();
-        self.link.enqueue(session, new, move || {
-            released.lock().unwrap_or_else(|e| e.into_inner()).push(session);
-        });
+        self.link.enqueue(session, new, || {});
     }
 
     fn open_camera(&mut self) {
