@@ -2,8 +2,8 @@
 //! saved from the UI side is committed in a temp data dir, sent by the real uploader to a sandbox on 127.0.0.1:0,
 //! and the UI's mailbox gets Saved (with the reference), Progress, Accepted and the status bar's reports in order;
 //! the operator calls see the same queue. Then the whole `LiveServices` path: a replayed camera (frames made here
-//! from `tests/fixtures`) passes the real checks, the held photos are saved, sent and accepted, and dropped once
-//! saved. Bounded by deadlines.
+//! from `tests/fixtures`) passes the real checks, the held photos are saved, sent and accepted, kept for a retry
+//! after the save and dropped by the wipe. Bounded by deadlines.
 
 mod capture_common;
 
@@ -227,11 +227,17 @@ fn photos_from_the_camera_are_saved_sent_and_dropped() {
     let items = live.queue_items().unwrap();
     assert_eq!((items[0].reference.as_str(), items[0].state.as_str()), (reference.as_str(), "done"));
 
-    // The photos were dropped once saved: the same session has nothing left to save.
-    std::thread::sleep(Duration::from_secs(1));
+    // The photos are kept after the save (a retry prompt sends the customer back for one photo only, and the next
+    // save needs the others): the same session can save again, here with other contact details.
+    seen.clear();
+    live.enqueue(1, Email::parse("ana.retry@example.com").unwrap(), Phone::parse("+447946000044").unwrap(), None);
+    assert!(wait_for(&mailbox, &mut seen, 20, |e| matches!(e, Event::Saved { session: 1, .. })), "{seen:?}");
+    assert_eq!(live.queue_items().unwrap().len(), 2);
+    // The wipe drops them: the same session has nothing left to save.
+    live.wipe();
     live.enqueue(1, email, phone, None);
     assert!(wait_for(&mailbox, &mut seen, 20, |e| matches!(e, Event::SaveFailed { session: 1 })), "{seen:?}");
-    assert_eq!(live.queue_items().unwrap().len(), 1);
+    assert_eq!(live.queue_items().unwrap().len(), 2);
 
     drop(live);
     uploader.shutdown();

@@ -1,7 +1,9 @@
 //! [`LiveServices`]: the real camera (`crate::camera::CameraWorker`), the real on-device checks (`crate::capture`:
 //! quality checks, auto-capture, JPEG encoding to the budget) and the real durable queue ([`QueueLink`] over
 //! `crate::queue::QueueHandle`; the uploader that sends it is started by the caller) behind [`Services`]. The
-//! encoded photos are held in memory until they are saved in the queue (then dropped) or the session is wiped.
+//! encoded photos are held in memory until the flow drops or retakes them, or the session is wiped: a save does not
+//! drop them, because a retry prompt after the save sends the customer back for one photo and the next save needs
+//! the others (every session ends in a wipe, so they never outlive it).
 //!
 //! Threads: one "ui-capture" thread owns the camera worker, the checker and the held photos; the UI thread sends it
 //! commands through a bounded channel and never waits for it (except a bounded join at shutdown). A "ui-preview"
@@ -134,7 +136,6 @@ impl LiveServices {
                     ready: None,
                     held: Vec::new(),
                     link: worker_link,
-                    released: Arc::new(Mutex::new(Vec::new())),
                     demo_camera: worker_demo,
                 };
                 worker.run(rx)
@@ -258,9 +259,6 @@ struct Worker {
     /// The photos taken, with the session they were taken for.
     held: Vec<(CaptureTarget, u64, UploadJpeg)>,
     link: Arc<QueueLink>,
-    /// Sessions whose photos are saved in the queue: their held photos are dropped at the next turn of the loop.
-    /// At most one entry per save, drained every turn.
-    released: Arc<Mutex<Vec<u64>>>,
     /// Whether the open camera is the bundled demo (shared with [`LiveServices::is_demo`]).
     demo_camera: Arc<AtomicBool>,
 }
@@ -283,10 +281,6 @@ impl Worker {
             };
             if let Some(c) = next {
                 self.command(c);
-            }
-            let saved: Vec<u64> = self.released.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
-            if !saved.is_empty() {
-                self.held.retain(|(_, s, _)| !saved.contains(s));
             }
             if let Some((mode, session)) = self.active {
                 self.frame(mode, session);
@@ -384,7 +378,8 @@ impl Worker {
     }
 
     /// Builds the application from the photos held for `session` and saves it on the queue's helper thread; once
-    /// it is committed the photos are released (dropped from memory) and the application it supersedes is purged.
+    /// it is committed, the application it supersedes is purged. The photos stay held: after a retry prompt the
+    /// customer retakes one of them and the others are saved again.
     fn enqueue(&mut self, session: u64, email: Email, phone: Phone, supersedes: Option<String>) {
         let photo = |target: CaptureTarget| {
             self.held.iter().find(|(t, s, _)| *t == target && *s == session).map(|(_, _, j)| j.clone())
@@ -396,10 +391,8 @@ impl Worker {
         };
         let back = photo(CaptureTarget::DocumentBack);
         let new = NewEnrollment { email, phone, front, back, side: None, face };
-        let released = self.released.clone();
         let queue = self.link.handle().clone();
         self.link.enqueue(session, new, move || {
-            released.lock().unwrap_or_else(|e| e.into_inner()).push(session);
             if let Some(old) = supersedes {
                 purge_superseded(&queue, &old);
             }
