@@ -19,7 +19,7 @@ use ekyc_kiosk::sandbox::{Sandbox, SandboxConfig, SandboxOptions};
 use ekyc_kiosk::secret::{ApiKey, StaffPin};
 use ekyc_kiosk::view::ui::{Kiosk, Operator, OperatorWindow};
 use ekyc_kiosk::view::{DemoOperatorApi, LiveOperatorApi, LiveServices, Mailbox, OperatorView, Services};
-use i_slint_backend_testing::{AccessibleRole, ElementHandle, ElementRoot};
+use i_slint_backend_testing::{AccessibleRole, ElementHandle};
 use slint::ComponentHandle;
 use std::cell::RefCell;
 use std::path::Path;
@@ -126,13 +126,7 @@ fn console(
 }
 
 fn labels(w: &OperatorWindow) -> Vec<String> {
-    w.root_element()
-        .query_descendants()
-        .find_all()
-        .into_iter()
-        .filter_map(|e| e.accessible_label().map(|l| l.to_string()))
-        .filter(|l| !l.is_empty())
-        .collect()
+    ui_support::labels_of(w)
 }
 
 fn shows(w: &OperatorWindow, label: &str) -> bool {

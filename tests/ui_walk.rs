@@ -14,6 +14,7 @@
 //! `invalid_api_key` (sending pauses; "saved" for the customer, an alert for the operator, the operator test).
 
 mod capture_common;
+mod ui_support;
 mod walk_support;
 
 use ekyc_kiosk::api::{DocumentUpload, ErrorCode, ImageBody, NewRequest, RetryAction};

@@ -21,6 +21,17 @@ pub struct Kiosk {
     now: Cell<Duration>,
 }
 
+/// Every non-empty accessible label in a window (what a screen reader would find), for assertions and their messages.
+pub fn labels_of(root: &impl ElementRoot) -> Vec<String> {
+    root.root_element()
+        .query_descendants()
+        .find_all()
+        .into_iter()
+        .filter_map(|e| e.accessible_label().map(|l| l.to_string()))
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 /// Slint's testing backend with the real software renderer (real text metrics, so layout checks mean something),
 /// for this test thread.
 pub fn install_platform() {
@@ -64,14 +75,7 @@ impl Kiosk {
 
     /// Every accessible label on screen.
     pub fn labels(&self) -> Vec<String> {
-        self.app()
-            .root_element()
-            .query_descendants()
-            .find_all()
-            .into_iter()
-            .filter_map(|e| e.accessible_label().map(|l| l.to_string()))
-            .filter(|l| !l.is_empty())
-            .collect()
+        labels_of(self.app())
     }
 
     /// The controls (buttons, fields, list items) with this label; plain texts are left out.

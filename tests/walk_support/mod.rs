@@ -301,7 +301,7 @@ impl Rig {
     }
 
     pub fn labels(&self) -> Vec<String> {
-        labels(self.app())
+        crate::ui_support::labels_of(self.app())
     }
 
     /// Presses the one enabled control with this label, as a finger would, then lets the answers in.
@@ -513,7 +513,7 @@ impl Console {
     }
 
     pub fn labels(&self) -> Vec<String> {
-        labels(self.app())
+        crate::ui_support::labels_of(self.app())
     }
 
     pub fn press(&self, label: &str) {
@@ -542,16 +542,6 @@ impl Console {
         row.invoke_accessible_default_action();
         assert_eq!(row.accessible_item_selected(), Some(true), "{:?}", self.labels());
     }
-}
-
-fn labels(root: &impl ElementRoot) -> Vec<String> {
-    root.root_element()
-        .query_descendants()
-        .find_all()
-        .into_iter()
-        .filter_map(|e| e.accessible_label().map(|l| l.to_string()))
-        .filter(|l| !l.is_empty())
-        .collect()
 }
 
 /// The controls (buttons, fields, list items) with this label; plain texts are left out.
