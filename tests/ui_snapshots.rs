@@ -17,6 +17,8 @@ const ACCENT: [u8; 3] = [0xff, 0xd2, 0x3f];
 const DEMO: [u8; 3] = [0xff, 0x4f, 0xd8];
 const OFFLINE_DOT: [u8; 3] = [0xff, 0x6b, 0x6b];
 const ONLINE_DOT: [u8; 3] = [0x3d, 0xdc, 0x84];
+/// Theme.good: the online dot, and the console's passing checks and connection test.
+const GOOD: [u8; 3] = ONLINE_DOT;
 
 fn near(p: &Rgba<u8>, c: [u8; 3], tol: u8) -> bool {
     (0..3).all(|i| p.0[i].abs_diff(c[i]) <= tol)
@@ -111,6 +113,11 @@ fn check_gallery(width: u32, height: u32) -> Vec<Shot> {
     // The idle overlay darkens the screen under it.
     let dark = |img: &RgbaImage| img.pixels().map(|p| p.0[0] as u64 + p.0[1] as u64 + p.0[2] as u64).sum::<u64>();
     assert!(dark(shot(&shots, "12-idle")) < dark(shot(&shots, "11-offline")), "the idle overlay dims the screen");
+    // The console's camera page shows the (demo) face with the checks passing in green; the connection test passed.
+    let good = |name: &str| share(shot(&shots, name), (0, 0, width, height), GOOD);
+    assert!(good("17-operator-camera") > 0.01, "the camera page's verdict is not green");
+    assert!(good("18-operator-connection") > 0.01, "the connection test's result is not green");
+    assert_eq!(good("14-operator-queue"), 0.0);
     // Welcome in French differs from English (the strings changed), at the same layout.
     assert_ne!(shot(&shots, "01-welcome").as_raw(), shot(&shots, "02-welcome-fr").as_raw());
     shots
