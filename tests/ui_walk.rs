@@ -11,7 +11,8 @@
 //! liveness codes (E3 is off and clips are not stored), `request_not_accepted` and `request_not_found` (E5, E7 and
 //! E9 are operator calls the customer flow never makes). Two kinds never reach a prompt by design, and are shown
 //! as what the customer does see: the transient codes (the uploader retries them; "saved", the offline test) and
-//! `invalid_api_key` (sending pauses; "saved" for the customer, an alert for the operator, the operator test).
+//! `invalid_api_key` (sending pauses: "this kiosk needs attention" for the customer, with the reference; an alert
+//! for the operator; the result once the key works again; the operator test).
 
 mod capture_common;
 mod ui_support;
@@ -474,7 +475,8 @@ fn operator_sees_who_to_follow_up_retries_purges_and_the_key_alert() {
     assert!(rig.entry(&failed).is_none());
     assert!(op.row(&needs_user).is_some());
 
-    // The API refuses the key: the customer's application is saved, sending pauses and the console says so.
+    // The API refuses the key: the customer's application is saved, sending pauses, the customer is asked to see a
+    // member of staff (nothing they entered is lost) and the console says why.
     rig.sandbox()
         .faults()
         .add(FaultRule {
@@ -491,7 +493,10 @@ fn operator_sees_who_to_follow_up_retries_purges_and_the_key_alert() {
         .unwrap();
     rig.walk_to_contact("walk.key@example.com", "+44 7946 000602");
     let (screen, paused) = rig.submit();
-    assert_eq!(screen, Screen::Saved, "{}", rig.context());
+    assert_eq!(screen, Screen::AskStaff, "{}", rig.context());
+    let prompt = ErrorCode::InvalidApiKey.prompt();
+    assert!(rig.shows(prompt.title) && rig.shows(prompt.message), "{}", rig.context());
+    assert!(rig.shows(&format!("Reference code {paused}")), "{}", rig.context());
     assert!(rig.shows("Offline"), "{}", rig.context());
     let alert = "The API key was rejected: sending is paused until it is fixed. Nothing is lost.";
     rig.wait_until("the key alert on the console", 30, |_| {

@@ -1,7 +1,7 @@
 //! The transition function. Pure: the same state and event always give the same result.
 
 use super::{CaptureTarget, Effect, Event, Field, FlowState, Key, Problem, Screen, Session, Submission, Validity};
-use crate::api::RetryAction;
+use crate::api::{ErrorCode, RetryAction};
 
 /// Longest email the keyboard accepts (RFC 5321's path limit; `Email::parse` refuses longer).
 const MAX_EMAIL_CHARS: usize = 254;
@@ -149,7 +149,11 @@ pub fn step(state: &FlowState, event: Event) -> (FlowState, Vec<Effect>) {
             }
         }
         Event::Accepted { reference } => {
-            if s.reference() == Some(reference.as_str()) && matches!(s.screen, Screen::Submitting | Screen::Saved) {
+            // Also after "this kiosk needs attention" (the key was refused, the application waited): a customer
+            // still there sees it went through.
+            let waiting = matches!(s.screen, Screen::Submitting | Screen::Saved)
+                || (s.screen == Screen::AskStaff && s.session.problem == Some(Problem::Code(ErrorCode::InvalidApiKey)));
+            if s.reference() == Some(reference.as_str()) && waiting {
                 s.session.problem = None;
                 go(&mut s, &mut fx, Screen::Result);
             }

@@ -358,6 +358,30 @@ fn offline_goes_to_saved_as_soon_as_the_application_is_committed() {
 }
 
 #[test]
+fn a_refused_key_asks_for_staff_and_a_later_acceptance_still_shows_the_result() {
+    let rejected = |r: &str| Event::Rejected { reference: r.into(), code: ErrorCode::InvalidApiKey };
+    // From the sending screen, and from "saved" (the network state arrived first).
+    for s in [saved_submission(FlowConfig::default()), {
+        let s = saved_submission(FlowConfig::default());
+        step(&s, Event::Status(KioskStatus { online: Some(false), pending: 1 })).0
+    }] {
+        let (s, _) = step(&s, rejected("REF-1"));
+        assert_eq!((s.screen, s.session.problem), (Screen::AskStaff, Some(Problem::Code(ErrorCode::InvalidApiKey))));
+        assert_eq!(s.reference(), Some("REF-1"), "the reference stays on screen");
+        // Another kiosk application's news changes nothing; this one's acceptance shows the result.
+        let (s, _) = step(&s, Event::Accepted { reference: "OTHER".into() });
+        assert_eq!(s.screen, Screen::AskStaff);
+        let (s, _) = step(&s, Event::Accepted { reference: "REF-1".into() });
+        assert_eq!(s.screen, Screen::Result);
+    }
+    // Other ask-staff problems stay where they are.
+    let s = saved_submission(FlowConfig::default());
+    let (s, _) = step(&s, Event::Rejected { reference: "REF-1".into(), code: ErrorCode::UnexpectedResponse });
+    let (s, _) = step(&s, Event::Accepted { reference: "REF-1".into() });
+    assert_eq!(s.screen, Screen::AskStaff);
+}
+
+#[test]
 fn nothing_of_the_previous_customer_survives_a_wipe() {
     let config = FlowConfig::default();
     let s0 = FlowState::new(config);

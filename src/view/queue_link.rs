@@ -215,8 +215,11 @@ pub(crate) fn map_event(ev: &queue::Event) -> (Option<Event>, Option<bool>) {
         Q::Retrying { code, .. } => {
             (None, matches!(code.prompt().class, ErrorClass::Transient | ErrorClass::Ambiguous).then_some(false))
         }
-        // The API refused the key: nothing is sent until an operator fixes it; the application stays saved.
-        Q::Paused { .. } => (None, Some(false)),
+        // The API refused the key: nothing is sent until an operator fixes it. The application stays saved and is
+        // sent once the key works; meanwhile its customer sees "this kiosk needs attention" (ask a member of staff).
+        Q::Paused { reference, code, .. } => {
+            (Some(Event::Rejected { reference: reference.clone(), code: *code }), Some(false))
+        }
         Q::Saved { .. } | Q::StepStarted { .. } | Q::Purged { .. } | Q::Alert { .. } => (None, None),
     }
 }
@@ -308,6 +311,17 @@ mod tests {
                 Some(false),
             ),
             (Q::Saved { id: 1, reference: r() }, None, None),
+            (
+                Q::Paused {
+                    id: 1,
+                    reference: r(),
+                    step: StepKind::Document,
+                    code: ErrorCode::InvalidApiKey,
+                    http_status: Some(401),
+                },
+                Some(Event::Rejected { reference: r(), code: ErrorCode::InvalidApiKey }),
+                Some(false),
+            ),
         ];
         for (ev, flow, online) in cases {
             assert_eq!(map_event(&ev), (flow, online), "{ev:?}");
