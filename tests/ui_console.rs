@@ -7,7 +7,7 @@
 mod capture_common;
 mod ui_support;
 
-use ekyc_kiosk::api::{ApiClient, ApiConfig, DocumentUpload, FaceMatchConfig, ImageBody, NewRequest};
+use ekyc_kiosk::api::{ApiClient, ApiConfig, DocumentUpload, ErrorCode, FaceMatchConfig, ImageBody, NewRequest};
 use ekyc_kiosk::camera::{CameraConfig, SourceSetting};
 use ekyc_kiosk::capture::CaptureConfig;
 use ekyc_kiosk::contact::{Email, Phone};
@@ -18,7 +18,7 @@ use ekyc_kiosk::queue::{QueueConfig, QueueHandle};
 use ekyc_kiosk::sandbox::{Sandbox, SandboxConfig, SandboxOptions};
 use ekyc_kiosk::secret::{ApiKey, StaffPin};
 use ekyc_kiosk::view::ui::{Kiosk, Operator, OperatorWindow};
-use ekyc_kiosk::view::{DemoOperatorApi, LiveOperatorApi, LiveServices, Mailbox, OperatorView, Services};
+use ekyc_kiosk::view::{ApiFailure, DemoOperatorApi, LiveOperatorApi, LiveServices, Mailbox, OperatorView, Services};
 use i_slint_backend_testing::{AccessibleRole, ElementHandle};
 use slint::ComponentHandle;
 use std::cell::RefCell;
@@ -46,8 +46,13 @@ fn pin(k: &ui_support::Kiosk, digits: &str) {
 fn the_staff_pin_opens_the_console_over_the_welcome_screen_only() {
     let k = ui_support::kiosk(FlowConfig::default(), 1280, 800, false);
     assert!(!k.shows("Staff"), "no PIN configured: no staff button");
+    assert!(k.shows("Checking the connection…"), "{:?}", k.labels());
     staff(&k);
     assert!(k.shows("Staff"));
+    // With the console's API the kiosk checks the connection itself, so an idle kiosk's status bar knows.
+    k.wait(Duration::from_millis(100));
+    k.view.pump();
+    assert!(k.shows("Online"), "{:?}", k.labels());
 
     // During a customer's session there is no way in.
     k.press("Start");
@@ -176,6 +181,18 @@ fn seed(api: &ApiClient) {
         let req = NewRequest { email: Email::parse(email).unwrap(), phone: Phone::parse(phone).unwrap(), document_id };
         api.create_request(&req).unwrap();
     }
+}
+
+#[test]
+fn an_unreachable_api_shows_offline_and_is_checked_again_later() {
+    let k = ui_support::kiosk(FlowConfig::default(), 1280, 800, false);
+    let mut api = DemoOperatorApi::new(k.mailbox.clone());
+    api.fail_with = Some(ApiFailure { code: ErrorCode::NetworkUnreachable, detail: "connection refused".into() });
+    k.view.enable_staff(StaffConfig::new(None, Duration::from_secs(80)), Box::new(api));
+    k.wait(Duration::from_millis(100));
+    k.view.pump();
+    assert!(k.shows("Offline"), "{:?}", k.labels());
+    assert!(!k.shows("Staff"), "no PIN: no staff button, but the connection is still checked");
 }
 
 #[test]

@@ -4,10 +4,11 @@
 //! [`KioskView::enable_staff`] gives it a PIN policy and the console's API. Everything here runs on the UI thread;
 //! workers reach it only through the [`Mailbox`].
 
-use super::console::OperatorApi;
+use super::console::{ConsoleReport, OperatorApi};
 use super::operator::{OperatorView, SharedServices};
 use super::services::{Mailbox, Report, Services};
 use super::ui::{self, AppWindow, Kiosk};
+use crate::api::ErrorClass;
 use crate::contact::ContactError;
 use crate::flow::staff::{self, PinNotice, StaffConfig, StaffEffect, StaffEvent, StaffScreen, StaffState};
 use crate::flow::{self, CaptureTarget, Effect, Event, Field, FlowConfig, FlowState, Key, Language, Problem, Validity};
@@ -44,7 +45,13 @@ pub struct KioskView {
     console: RefCell<Option<Rc<OperatorView<AppWindow>>>>,
     /// When the camera was last asked to start, until its first frame is shown (for the start-up log line).
     camera_asked: Cell<Option<Instant>>,
+    /// When to check the connection next (kiosk clock), while the status bar does not know it is online.
+    next_probe: Cell<Duration>,
 }
+
+/// While the status bar does not show "Online", the kiosk checks the connection this often (the uploader reports it
+/// only while it has something to send, so an idle kiosk would otherwise never know).
+const PROBE_INTERVAL: Duration = Duration::from_secs(120);
 
 impl KioskView {
     /// Wires `app` to a new flow. `mailbox` must be the one `services` posts to.
@@ -63,6 +70,7 @@ impl KioskView {
             staff: RefCell::new(staff),
             console: RefCell::new(None),
             camera_asked: Cell::new(None),
+            next_probe: Cell::new(Duration::ZERO),
         });
         view.wire();
         let k = view.app.global::<Kiosk>();
@@ -161,6 +169,12 @@ impl KioskView {
         self.pump();
         self.handle(Event::Tick { now });
         self.staff_event(StaffEvent::Tick { now });
+        if now >= self.next_probe.get() && self.state.borrow().status.online != Some(true) {
+            self.next_probe.set(now + PROBE_INTERVAL);
+            if let Some(c) = self.console.borrow().as_ref() {
+                c.probe_connection();
+            }
+        }
     }
 
     /// Drains the mailbox: shows the latest preview frame, then handles the reports in order.
@@ -188,6 +202,16 @@ impl KioskView {
             match r {
                 Report::Event(e) => self.handle(e),
                 Report::Console(c) => {
+                    if let ConsoleReport::Connection(result) = &c {
+                        // A connection check (the operator's or the kiosk's own) tells the status bar too: the API
+                        // answered, or at least the network reached it (an API error other than a network one).
+                        let mut status = self.state.borrow().status;
+                        status.online = Some(match result {
+                            Ok(_) => true,
+                            Err(f) => f.code.prompt().class != ErrorClass::Transient,
+                        });
+                        self.handle(Event::Status(status));
+                    }
                     if let Some(view) = &console {
                         view.report(c);
                     }

@@ -147,6 +147,12 @@ impl<H: ConsoleHost> OperatorView<H> {
         op.set_message_detail(detail.into());
     }
 
+    /// Checks the connection in the background, as the connection page's button does (the answer is a
+    /// [`ConsoleReport::Connection`]).
+    pub fn probe_connection(&self) {
+        self.api.borrow_mut().test_connection();
+    }
+
     /// Takes everything waiting in `mailbox` and shows the console's part and the status bar's (the desktop
     /// window's drain; the customer flow's other reports are dropped there).
     pub fn drain(&self, mailbox: &super::Mailbox) {
