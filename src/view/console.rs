@@ -239,6 +239,15 @@ impl LiveOperatorApi {
             }
         }
     }
+
+    fn change(&self, id: &str, change: RequestChange) {
+        let rid = id.to_string();
+        self.send(Call::Change(id.to_string(), change), |f| ConsoleReport::RequestChanged {
+            id: rid,
+            change,
+            result: Err(f),
+        });
+    }
 }
 
 /// Runs one call on the worker.
@@ -293,21 +302,11 @@ impl OperatorApi for LiveOperatorApi {
     }
 
     fn accept_request(&mut self, id: &str) {
-        let rid = id.to_string();
-        self.send(Call::Change(id.to_string(), RequestChange::Accept), |f| ConsoleReport::RequestChanged {
-            id: rid,
-            change: RequestChange::Accept,
-            result: Err(f),
-        });
+        self.change(id, RequestChange::Accept);
     }
 
     fn delete_request(&mut self, id: &str) {
-        let rid = id.to_string();
-        self.send(Call::Change(id.to_string(), RequestChange::Delete), |f| ConsoleReport::RequestChanged {
-            id: rid,
-            change: RequestChange::Delete,
-            result: Err(f),
-        });
+        self.change(id, RequestChange::Delete);
     }
 
     fn test_connection(&mut self) {
