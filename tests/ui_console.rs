@@ -17,7 +17,7 @@ use ekyc_kiosk::flow::{Event, FlowConfig, Screen};
 use ekyc_kiosk::queue::{QueueConfig, QueueHandle};
 use ekyc_kiosk::sandbox::{Sandbox, SandboxConfig, SandboxOptions};
 use ekyc_kiosk::secret::{ApiKey, StaffPin};
-use ekyc_kiosk::view::ui::{Kiosk, Operator, OperatorWindow};
+use ekyc_kiosk::view::ui::{Kiosk, Operator, OperatorWindow, Texts};
 use ekyc_kiosk::view::{ApiFailure, DemoOperatorApi, LiveOperatorApi, LiveServices, Mailbox, OperatorView, Services};
 use i_slint_backend_testing::{AccessibleRole, ElementHandle};
 use slint::ComponentHandle;
@@ -187,7 +187,7 @@ fn seed(api: &ApiClient) {
 fn an_unreachable_api_shows_offline_and_is_checked_again_later() {
     let k = ui_support::kiosk(FlowConfig::default(), 1280, 800, false);
     let mut api = DemoOperatorApi::new(k.mailbox.clone());
-    api.fail_with = Some(ApiFailure { code: ErrorCode::NetworkUnreachable, detail: "connection refused".into() });
+    api.fail_with = Some(ApiFailure::new(ErrorCode::NetworkUnreachable, "connection refused"));
     k.view.enable_staff(StaffConfig::new(None, Duration::from_secs(80)), Box::new(api));
     k.wait(Duration::from_millis(100));
     k.view.pump();
@@ -266,14 +266,26 @@ fn the_connection_test_says_why_it_failed() {
     press(w, "Test the connection");
     assert!(wait_until(&view, &mb, 20, |w| shows(w, "The test failed: network_unreachable")), "{:?}", labels(w));
     assert_eq!(w.global::<Operator>().get_connection_error(), "network_unreachable");
+    // What it means for the operator (the shared table's words, translated by the console) and the technical words.
+    assert!(shows(w, ErrorCode::NetworkUnreachable.prompt().operator), "{:?}", labels(w));
+    assert!(labels(w).iter().any(|l| l.starts_with("Technical detail: ")), "{:?}", labels(w));
     // The requests page says the same, instead of an empty list.
     press(w, "Requests");
     assert!(
         wait_until(&view, &mb, 20, |w| shows(w, "The requests could not be listed.")
-            && labels(w).iter().any(|l| l.starts_with("[network_unreachable] "))),
+            && labels(w).iter().any(|l| l.starts_with("Technical detail: [network_unreachable] "))),
         "{:?}",
         labels(w)
     );
+    assert!(shows(w, ErrorCode::NetworkUnreachable.prompt().operator), "{:?}", labels(w));
+    // The list is unknown, not empty.
+    assert!(shows(w, "The list is not available: see the message below."), "{:?}", labels(w));
+    assert!(!shows(w, "No pending requests."), "{:?}", labels(w));
+    // In French, the explanation too.
+    slint::select_bundled_translation("fr").unwrap();
+    let fr = w.global::<Texts>().invoke_operator_explanation("network_unreachable".into());
+    slint::select_bundled_translation("en").unwrap();
+    assert!(fr.starts_with("L'hôte de l'API est injoignable"), "{fr}");
 }
 
 #[test]
@@ -311,12 +323,12 @@ fn the_camera_page_previews_a_camera_with_its_checks_and_chooses_the_kiosks() {
         "the good face passes: {:?}",
         labels(w)
     );
-    assert!(shows(w, "face_share") && shows(w, "sharpness"), "{:?}", labels(w));
+    assert!(shows(w, "Face height (share of the frame)") && shows(w, "Sharpness"), "{:?}", labels(w));
 
     // The same picture checked as an ID card fails, and says why.
     press(w, "ID card");
     assert!(
-        wait_until(&view, &mailbox, 30, |w| shows(w, "card_fill")
+        wait_until(&view, &mailbox, 30, |w| shows(w, "Card fills the guide (share)")
             && !shows(w, "The checks pass: this picture would be taken.")),
         "{:?}",
         labels(w)

@@ -7,8 +7,8 @@ use ekyc_kiosk::api::ErrorCode;
 use ekyc_kiosk::flow::staff::StaffConfig;
 use ekyc_kiosk::flow::{Event, Field, FlowConfig, Key, KioskStatus};
 use ekyc_kiosk::secret::StaffPin;
-use ekyc_kiosk::view::DemoOperatorApi;
 use ekyc_kiosk::view::ui::{ConsolePage, Operator};
+use ekyc_kiosk::view::{DemoOperatorApi, QueueLock, Report};
 use i_slint_backend_testing::{AccessibleRole, ElementRoot};
 use slint::ComponentHandle;
 use std::time::Duration;
@@ -101,6 +101,16 @@ fn walk(size: (u32, u32)) {
     k.view.pump();
     k.app().global::<Operator>().invoke_delete_request("5f0c9a3e-0000-4000-8000-000000000002".into());
     check(&k, size, "console: delete confirmation");
+
+    // The queue loses its key: the console's longest alert, then the out-of-service welcome screen.
+    k.app().global::<Operator>().invoke_cancel_delete();
+    k.app().global::<Operator>().invoke_show_page(ConsolePage::Queue);
+    k.mailbox.post(Report::QueueLocked(Some(QueueLock::KeyMismatch)));
+    k.view.pump();
+    check(&k, size, "console: queue locked");
+    k.press("Exit");
+    assert!(k.view.state().out_of_service);
+    check(&k, size, "welcome, out of service");
 }
 
 #[test]

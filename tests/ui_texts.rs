@@ -29,6 +29,20 @@ fn english_texts_equal_the_rust_tables() {
         assert_eq!(t.invoke_prompt_title(code.as_str().into()), p.title, "{code}");
         assert_eq!(t.invoke_prompt_message(code.as_str().into()), p.message, "{code}");
         assert_ne!(t.invoke_action_label(p.action.as_str().into()), "", "{code}");
+        assert_eq!(t.invoke_operator_explanation(code.as_str().into()), p.operator, "{code}");
+    }
+    // Every measurement the camera page can show has a worded name.
+    let serde_json::Value::Object(metrics) = serde_json::to_value(ekyc_kiosk::capture::Metrics::default()).unwrap()
+    else {
+        panic!("metrics serialize as an object")
+    };
+    for key in metrics.keys() {
+        let shown = t.invoke_metric_name(key.as_str().into());
+        assert!(!shown.is_empty() && shown != key.as_str(), "{key}: no worded name on the camera page");
+    }
+    for state in ["pending", "in_flight", "needs_user", "failed", "done"] {
+        let shown = t.invoke_queue_state(state.into());
+        assert!(!shown.is_empty() && shown != state, "{state}: the console words every queue state");
     }
     for h in ekyc_kiosk::capture::Hint::ALL {
         assert_eq!(t.invoke_hint(h.code().into()), h.text(), "{h:?}");
@@ -61,9 +75,17 @@ fn slint_msgids() -> Vec<String> {
             } else if path.extension().is_some_and(|e| e == "slint") {
                 let text = std::fs::read_to_string(&path).unwrap();
                 for part in text.split("@tr(").skip(1) {
-                    let rest = part.trim_start().strip_prefix('"').unwrap();
-                    let end = rest.find('"').unwrap();
-                    out.push(rest[..end].to_string());
+                    // The string literal up to its closing quote, with its escapes undone.
+                    let mut chars = part.trim_start().strip_prefix('"').unwrap().chars();
+                    let mut id = String::new();
+                    while let Some(c) = chars.next() {
+                        match c {
+                            '"' => break,
+                            '\\' => id.push(chars.next().unwrap()),
+                            c => id.push(c),
+                        }
+                    }
+                    out.push(id);
                 }
             }
         }

@@ -24,7 +24,7 @@ use ekyc_kiosk::flow::{CaptureTarget, Event, FlowConfig, Problem, Screen};
 use ekyc_kiosk::sandbox::{FaultAction, FaultRule, SandboxEndpoint as Endpoint};
 use ekyc_kiosk::view::{Report, Services};
 use std::time::{Duration, Instant};
-use walk_support::{CAPTURE_SECS, OUTCOME_SECS, Rig, Setup, Shot};
+use walk_support::{CAPTURE_SECS, KeyFile, OUTCOME_SECS, Rig, Setup, Shot};
 
 const JSON: &str = "application/json";
 // The contract's error bodies, byte for byte (shared/api/lapis-ekyc-contract.md, section 3).
@@ -449,10 +449,10 @@ fn operator_sees_who_to_follow_up_retries_purges_and_the_key_alert() {
     let op = rig.operator();
     assert!(op.shows("Applications on this kiosk"), "{:?}", op.labels());
     let row = op.row_texts(&needs_user);
-    assert!(row.contains(&"needs_user".to_string()), "{row:?}");
+    assert!(row.contains(&"Needs customer".to_string()), "{row:?}");
     assert!(row.contains(&"face_mismatch · walk.op@example.com / 447946000601".to_string()), "{row:?}");
     let row = op.row_texts(&failed);
-    assert!(row.contains(&"failed".to_string()) && row.contains(&"document_image_conflict".to_string()), "{row:?}");
+    assert!(row.contains(&"Failed".to_string()) && row.contains(&"document_image_conflict".to_string()), "{row:?}");
     assert!(!row.iter().any(|t| t.contains("walk.op2@example.com")), "contact details only to follow up: {row:?}");
     assert!(!op.shows("The API key was rejected: sending is paused until it is fixed. Nothing is lost."));
 
@@ -462,7 +462,7 @@ fn operator_sees_who_to_follow_up_retries_purges_and_the_key_alert() {
     assert!(op.shows(&format!("{needs_user} will be sent again now.")), "{:?}", op.labels());
     rig.wait_until("the retried application to be done on the console", OUTCOME_SECS, |_| {
         op.press("Refresh");
-        op.row(&needs_user).is_some() && op.row_texts(&needs_user).contains(&"done".to_string())
+        op.row(&needs_user).is_some() && op.row_texts(&needs_user).contains(&"Sent".to_string())
     });
     assert_eq!(rig.entry(&needs_user).unwrap().state.as_str(), "done");
     assert!(rig.client.find_request(&email("walk.op@example.com"), &phone("+447946000601")).unwrap().is_some());
@@ -503,7 +503,7 @@ fn operator_sees_who_to_follow_up_retries_purges_and_the_key_alert() {
         op.press("Refresh");
         op.shows(alert)
     });
-    assert!(op.row_texts(&paused).contains(&"pending".to_string()), "{:?}", op.row_texts(&paused));
+    assert!(op.row_texts(&paused).contains(&"Waiting".to_string()), "{:?}", op.row_texts(&paused));
 
     // The key works again: the paused application goes out by itself, and the customer still there sees it.
     rig.sandbox().faults().clear();
@@ -514,4 +514,51 @@ fn operator_sees_who_to_follow_up_retries_purges_and_the_key_alert() {
     });
     rig.wait_until("the result on the kiosk", 30, |r| r.screen() == Screen::Result);
     assert!(rig.shows(&format!("Reference code {paused}")), "{}", rig.context());
+}
+
+#[test]
+fn a_queue_without_its_key_puts_the_kiosk_out_of_service_and_the_console_says_why() {
+    for (key, alert) in [
+        (
+            KeyFile::Missing,
+            "The queue is locked: its key file queue.key is missing. Nothing can be saved or sent. Restore queue.key \
+             from the backup into the data folder, then restart the kiosk. The saved applications are kept.",
+        ),
+        (
+            KeyFile::Mismatch,
+            "The queue is locked: its key file queue.key does not match the saved applications. Nothing can be \
+             saved or sent. Restore the right queue.key from the backup, then restart the kiosk. The saved \
+             applications are kept.",
+        ),
+    ] {
+        let rig = Rig::new(Setup { key, ..Setup::default() });
+        rig.pump();
+        // The customer is told before starting, not after the photos; the status bar says it too.
+        let out = "This kiosk is out of service for the moment. Please ask a member of staff.";
+        assert!(rig.shows(out), "{key:?}: {}", rig.context());
+        assert!(rig.shows("Cannot save applications: please ask a member of staff"), "{}", rig.context());
+        assert!(!rig.shows("Start"), "{key:?}: no Start button: {}", rig.context());
+        assert!(rig.view().state().out_of_service);
+        // Rust decides, not the screen: a start that arrives anyway is ignored.
+        rig.kiosk().invoke_start();
+        assert_eq!(rig.screen(), Screen::Welcome, "{}", rig.context());
+        // The language still switches, and the message follows it.
+        rig.press("Français");
+        assert!(!rig.shows(out) && rig.labels().iter().any(|l| l.contains("hors service")), "{}", rig.context());
+        rig.press("English");
+
+        // The operator sees which key problem it is and what to do; the list still shows.
+        let op = rig.operator();
+        assert!(op.shows(alert), "{key:?}: {:?}", op.labels());
+        assert!(op.shows("No applications are waiting on this kiosk."), "{:?}", op.labels());
+        // The kiosk's own idea of it does not fade with time or a session's end.
+        rig.tick(Duration::from_secs(600));
+        assert!(rig.shows(out), "{}", rig.context());
+    }
+    // With its key, the same kiosk starts normally and shows no alert.
+    let rig = Rig::new(Setup::default());
+    rig.pump();
+    assert!(rig.shows("Start") && !rig.view().state().out_of_service, "{}", rig.context());
+    let op = rig.operator();
+    assert!(!op.labels().iter().any(|l| l.starts_with("The queue")), "{:?}", op.labels());
 }

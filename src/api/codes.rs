@@ -237,7 +237,7 @@ impl ErrorCode {
                 "This request couldn't be approved",
                 "Please ask a member of staff for help.",
                 AskStaff, Fatal,
-                "E5 answered 400 {\"message\": \"Kyc request not accepted\"}: no request has that id, or it is not in a state that can be accepted."),
+                "E5 answered 400 with the message \"Kyc request not accepted\": no request has that id, or it is not in a state that can be accepted."),
             ErrorCode::RequestNotFound => ("request_not_found",
                 "We couldn't find this request",
                 "Please ask a member of staff for help.",

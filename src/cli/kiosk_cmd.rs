@@ -4,8 +4,9 @@
 //! Both windows run [`LiveServices`]: the real camera and checks (the camera opens only on a capture screen, so the
 //! operator console never opens it) and the real durable queue, with the uploader sending to the configured API or
 //! the embedded sandbox. The queue and the uploader start before the window opens and stop after it closes; if the
-//! queue cannot open (another process holds it, a broken key file) or is locked (key missing or wrong), the command
-//! stops with that error instead of running without a queue.
+//! queue cannot open (another process holds it, a broken key file) the command stops with that error instead of
+//! running without a queue. A queue that opens locked (its key missing or wrong) still opens the window: the
+//! customer screen says the kiosk is out of service and the console shows why and what to do; nothing is lost.
 
 use super::enroll::{Sender, start_sender};
 use super::queue_cmd::open_queue;
@@ -56,8 +57,8 @@ fn operator_api(loaded: &Loaded, backend: &Backend, mailbox: Arc<Mailbox>) -> Re
 }
 
 impl Backend {
-    /// Opens the queue (refusing a locked one: nothing could be saved), starts the uploader and builds the services
-    /// posting to `mailbox`.
+    /// Opens the queue, starts the uploader and builds the services posting to `mailbox`. A locked queue is logged
+    /// and kept: the services report it to the window (out of service, the console's alert).
     fn start(loaded: &Loaded, mailbox: Arc<Mailbox>) -> Result<(Backend, LiveServices), String> {
         let queue = open_queue(loaded).map_err(|e| format!("cannot open the queue: {e}"))?;
         let fail = |q: &QueueHandle, msg: String| {
@@ -65,11 +66,12 @@ impl Backend {
             Err(msg)
         };
         match queue.status() {
-            Ok(s) if s.locked.is_some() => {
-                let reason = s.locked.map(|r| r.to_string()).unwrap_or_default();
-                return fail(&queue, format!("the queue is locked: {reason}"));
+            Ok(s) => {
+                if let Some(reason) = s.locked {
+                    log::error!("the queue is locked, nothing can be saved or sent until it is fixed: {reason}");
+                    eprintln!("warning: the queue is locked: {reason}");
+                }
             }
-            Ok(_) => {}
             Err(e) => return fail(&queue, format!("the queue does not answer: {e}")),
         }
         let sender = match start_sender(loaded, &queue) {

@@ -309,6 +309,9 @@ pub struct FlowState {
     pub status: KioskStatus,
     /// The latest time seen in a tick.
     pub now: Duration,
+    /// The queue cannot save applications (its key is missing or wrong, or it does not answer): the welcome screen
+    /// says the kiosk is out of service and does not start a session. Kiosk-wide: it survives a wipe.
+    pub out_of_service: bool,
 }
 
 impl FlowState {
@@ -321,6 +324,7 @@ impl FlowState {
             session: Session::default(),
             status: KioskStatus::default(),
             now: Duration::ZERO,
+            out_of_service: false,
         }
     }
 
@@ -446,6 +450,8 @@ pub enum Event {
     },
     /// The uploader's view of the network and the queue changed.
     Status(KioskStatus),
+    /// The queue became unable to save applications (true) or able again (false).
+    QueueLocked(bool),
     /// Retry screen: the customer pressed the action button.
     RetryAction,
     /// Idle overlay: "I'm still here".

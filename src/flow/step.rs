@@ -25,7 +25,8 @@ pub fn step(state: &FlowState, event: Event) -> (FlowState, Vec<Effect>) {
             }
         }
         Event::Start => {
-            if s.screen == Screen::Welcome {
+            // Nobody starts an application that could not be saved.
+            if s.screen == Screen::Welcome && !s.out_of_service {
                 go(&mut s, &mut fx, Screen::Consent);
             }
         }
@@ -169,6 +170,7 @@ pub fn step(state: &FlowState, event: Event) -> (FlowState, Vec<Effect>) {
                 go(&mut s, &mut fx, Screen::Saved);
             }
         }
+        Event::QueueLocked(locked) => s.out_of_service = locked,
         Event::RetryAction => {
             if s.screen == Screen::Retry {
                 retry(&mut s, &mut fx);

@@ -486,3 +486,29 @@ fn clock_never_goes_backwards() {
     let s = step(&s, Event::Tick { now: secs(10) }).0;
     assert_eq!(s.now, secs(50));
 }
+
+#[test]
+fn a_locked_queue_keeps_the_kiosk_out_of_service_until_it_unlocks() {
+    let fresh = FlowState::new(FlowConfig::default());
+    let (locked, fx) = step(&fresh, Event::QueueLocked(true));
+    assert!(fx.is_empty());
+    assert!(locked.out_of_service);
+    // Start does nothing: nobody goes through the capture to be told at the end that nothing could be saved.
+    let (s, fx) = step(&locked, Event::Start);
+    assert_eq!((s.screen, fx.len()), (Screen::Welcome, 0));
+    // The language can still change, and the state survives the idle clock and a session's end.
+    let (s, _) = run(&s, [Event::SelectLanguage(Language::French), Event::Tick { now: secs(3600) }]);
+    assert!(s.out_of_service);
+    assert_eq!(s.screen, Screen::Welcome);
+    // Unlocked (the key restored): customers can start again.
+    let (s, _) = run(&s, [Event::QueueLocked(false), Event::Start]);
+    assert_eq!(s.screen, Screen::Consent);
+    // A customer already in the flow is not thrown out; the save itself reports the problem.
+    let s = at(FlowConfig::default(), Screen::Contact);
+    let (s, fx) = step(&s, Event::QueueLocked(true));
+    assert_eq!((s.screen, fx.len()), (Screen::Contact, 0));
+    let (s, _) = step(&s, Event::Finish);
+    assert_eq!(s.screen, Screen::Welcome);
+    assert!(s.out_of_service, "a wipe keeps the kiosk-wide state");
+    assert_eq!(step(&s, Event::Start).0.screen, Screen::Welcome);
+}

@@ -56,27 +56,39 @@ impl From<&KycRequest> for RequestSummary {
     }
 }
 
-/// Why an operator's API call failed: the stable code and a worded explanation for the operator.
+/// Why an operator's API call failed: the stable code, what the console explains (worded and translated by
+/// `Texts.operator-explanation`), and the error's own technical words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiFailure {
     /// The error's stable code.
     pub code: ErrorCode,
-    /// What happened, for the operator (never a secret: API errors quote no key and no image).
+    /// The explanation the console shows: the code's own (its [`ErrorCode::as_str`]), or the console's fault
+    /// (`console_busy`, `console_stopped`).
+    pub explain: &'static str,
+    /// The error's own words, untranslated (as the API or the network gave them; never a secret: API errors quote
+    /// no key and no image). May be empty.
     pub detail: String,
 }
 
 impl ApiFailure {
-    /// From an API error.
-    pub fn from_error(e: &ApiError) -> ApiFailure {
-        ApiFailure { code: e.code(), detail: format!("{e}. {}", e.prompt().operator) }
+    /// A failure explained by its code.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> ApiFailure {
+        ApiFailure { code, explain: code.as_str(), detail: detail.into() }
     }
 
-    /// The worker could not take the call.
+    /// From an API error.
+    pub fn from_error(e: &ApiError) -> ApiFailure {
+        ApiFailure::new(e.code(), e.to_string())
+    }
+
+    /// The worker could not take the call: it is still busy with earlier ones.
     fn busy() -> ApiFailure {
-        ApiFailure {
-            code: ErrorCode::ServerError,
-            detail: "the console is still waiting for its earlier calls to the API; try again in a moment".into(),
-        }
+        ApiFailure { code: ErrorCode::ServerError, explain: "console_busy", detail: String::new() }
+    }
+
+    /// The worker has stopped.
+    fn stopped() -> ApiFailure {
+        ApiFailure { code: ErrorCode::UnexpectedResponse, explain: "console_stopped", detail: String::new() }
     }
 }
 
@@ -231,11 +243,7 @@ impl LiveOperatorApi {
             Err(TrySendError::Full(_)) => self.mailbox.post(Report::Console(refused(ApiFailure::busy()))),
             Err(TrySendError::Disconnected(_)) => {
                 log::error!("the operator-api thread has stopped");
-                let failure = ApiFailure {
-                    code: ErrorCode::UnexpectedResponse,
-                    detail: "the console's connection to the API has stopped; restart the console".into(),
-                };
-                self.mailbox.post(Report::Console(refused(failure)));
+                self.mailbox.post(Report::Console(refused(ApiFailure::stopped())));
             }
         }
     }
@@ -371,7 +379,7 @@ impl DemoOperatorApi {
     fn change(&mut self, id: &str, change: RequestChange) {
         let result = match (&self.fail_with, self.requests.iter().position(|r| r.id == id)) {
             (Some(f), _) => Err(f.clone()),
-            (None, None) => Err(ApiFailure { code: ErrorCode::RequestNotFound, detail: format!("no request {id}") }),
+            (None, None) => Err(ApiFailure::new(ErrorCode::RequestNotFound, format!("no request {id}"))),
             (None, Some(i)) => {
                 match change {
                     RequestChange::Accept => self.requests[i].accepted = true,

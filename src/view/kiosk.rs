@@ -216,7 +216,12 @@ impl KioskView {
                         view.report(c);
                     }
                 }
-                Report::QueueLocked(locked) => self.app.global::<Kiosk>().set_queue_locked(locked),
+                Report::QueueLocked(lock) => {
+                    if let Some(c) = &console {
+                        c.show_queue_lock(lock);
+                    }
+                    self.handle(Event::QueueLocked(lock.is_some()));
+                }
                 Report::Thumbnail { session, target, pixels } => {
                     if session == self.state.borrow().session_id {
                         self.set_photo(target, Image::from_rgb8(pixels));
@@ -311,6 +316,7 @@ impl KioskView {
         k.set_not_saved(session.problem == Some(Problem::NotSaved));
         k.set_attempts_left(clamp_i32(s.attempts_left()));
         k.set_idle_left(s.idle_left().map_or(-1, clamp_i32));
+        k.set_queue_locked(s.out_of_service);
         drop(s);
         self.render_staff();
     }

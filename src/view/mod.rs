@@ -32,4 +32,6 @@ pub use kiosk::{KioskView, contact_error_code, event_loop_wake};
 pub use live::{LiveServices, preview_pixels};
 pub use operator::{ConsoleHost, OperatorView, SharedServices, format_age};
 pub use queue_link::QueueLink;
-pub use services::{MAILBOX_CAPACITY, Mailbox, PreviewFrame, QueueAlerts, QueueItem, Report, ServiceError, Services};
+pub use services::{
+    MAILBOX_CAPACITY, Mailbox, PreviewFrame, QueueAlerts, QueueItem, QueueLock, Report, ServiceError, Services,
+};

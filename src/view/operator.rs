@@ -8,7 +8,7 @@
 //! [`super::Mailbox`] ([`OperatorView::report`], [`OperatorView::show_frame`]).
 
 use super::console::{ApiFailure, ConsoleReport, OperatorApi, RequestChange, RequestSummary};
-use super::services::{QueueItem, Services};
+use super::services::{QueueItem, QueueLock, Services};
 use super::ui::{
     AppWindow, CameraChoice, ConnectionTest, ConsolePage, Kiosk, Metric, Operator, OperatorWindow, QueueRow, RequestRow,
 };
@@ -127,7 +127,7 @@ impl<H: ConsoleHost> OperatorView<H> {
         let op = self.host.operator();
         let mut services = self.services.borrow_mut();
         let alerts = services.queue_alerts();
-        op.set_queue_locked(alerts.locked);
+        self.show_queue_lock(alerts.locked);
         op.set_api_key_rejected(alerts.api_key_rejected);
         match services.queue_items() {
             Ok(items) => {
@@ -138,6 +138,11 @@ impl<H: ConsoleHost> OperatorView<H> {
         }
     }
 
+    /// Shows (or clears) the queue-locked alert with its reason.
+    pub fn show_queue_lock(&self, lock: Option<QueueLock>) {
+        self.host.operator().set_queue_lock(lock.map_or("", QueueLock::as_str).into());
+    }
+
     /// Shows the outcome of the last action: a code the console words (and translates), its argument, and a
     /// technical detail (an error's own words) shown under it.
     fn say(&self, what: Say, arg: &str, detail: &str) {
@@ -145,6 +150,14 @@ impl<H: ConsoleHost> OperatorView<H> {
         op.set_message_code(what.code().into());
         op.set_message_arg(arg.into());
         op.set_message_detail(detail.into());
+        op.set_message_explain(SharedString::default());
+    }
+
+    /// Shows a failed API call: the outcome, the failure's explanation (worded by the console) and its technical
+    /// words.
+    fn say_failure(&self, what: Say, arg: &str, f: &ApiFailure) {
+        self.say(what, arg, &failure_text(f));
+        self.host.operator().set_message_explain(f.explain.into());
     }
 
     /// Checks the connection in the background, as the connection page's button does (the answer is a
@@ -169,9 +182,9 @@ impl<H: ConsoleHost> OperatorView<H> {
                     k.set_connection_known(st.online.is_some());
                     k.set_pending(clamp_i32(st.pending));
                 }
-                super::Report::QueueLocked(locked) => {
-                    self.host.kiosk().set_queue_locked(locked);
-                    self.host.operator().set_queue_locked(locked);
+                super::Report::QueueLocked(lock) => {
+                    self.host.kiosk().set_queue_locked(lock.is_some());
+                    self.show_queue_lock(lock);
                 }
                 _ => {}
             }
@@ -187,6 +200,7 @@ impl<H: ConsoleHost> OperatorView<H> {
                     return; // an answer for the other list, which is no longer shown
                 }
                 op.set_requests_loading(false);
+                op.set_requests_failed(result.is_err());
                 match result {
                     Ok(list) => {
                         let rows: Vec<RequestRow> = list.iter().map(request_row).collect();
@@ -198,7 +212,8 @@ impl<H: ConsoleHost> OperatorView<H> {
                     }
                     Err(f) => {
                         op.set_requests(ModelRc::default());
-                        self.say(Say::NotListed, "", &failure_text(&f));
+                        op.set_selected_request(SharedString::default());
+                        self.say_failure(Say::NotListed, "", &f);
                     }
                 }
             }
@@ -210,8 +225,8 @@ impl<H: ConsoleHost> OperatorView<H> {
                         op.set_selected_request(SharedString::default());
                         self.say(Say::Deleted, &id, "");
                     }
-                    (RequestChange::Accept, Err(f)) => self.say(Say::NotAccepted, &id, &failure_text(&f)),
-                    (RequestChange::Delete, Err(f)) => self.say(Say::NotDeleted, &id, &failure_text(&f)),
+                    (RequestChange::Accept, Err(f)) => self.say_failure(Say::NotAccepted, &id, &f),
+                    (RequestChange::Delete, Err(f)) => self.say_failure(Say::NotDeleted, &id, &f),
                 }
                 self.list_requests(op.get_requests_accepted());
             }
@@ -223,6 +238,7 @@ impl<H: ConsoleHost> OperatorView<H> {
                 }
                 Err(f) => {
                     op.set_connection_error(f.code.as_str().into());
+                    op.set_connection_explain(f.explain.into());
                     op.set_connection_detail(f.detail.into());
                     op.set_connection(ConnectionTest::Failed);
                 }
@@ -444,9 +460,9 @@ impl Say {
     }
 }
 
-/// An API failure's technical detail: its stable code and what it means for the operator.
+/// An API failure's technical detail: its stable code and the error's own words.
 fn failure_text(f: &ApiFailure) -> String {
-    format!("[{}] {}", f.code.as_str(), f.detail)
+    if f.detail.is_empty() { format!("[{}]", f.code.as_str()) } else { format!("[{}] {}", f.code.as_str(), f.detail) }
 }
 
 fn row(i: &QueueItem) -> QueueRow {

@@ -8,7 +8,7 @@
 //! requests to the queue thread, each bounded by the queue handle's own deadline. The events thread ends when the
 //! queue stops (its event channel closes) or when the link is dropped (checked at least every [`EVENT_WAIT`]).
 
-use super::services::{Mailbox, QueueAlerts, QueueItem, Report, ServiceError};
+use super::services::{Mailbox, QueueAlerts, QueueItem, QueueLock, Report, ServiceError};
 use crate::api::{ErrorClass, ErrorCode};
 use crate::flow::{Event, KioskStatus};
 use crate::queue::{self, Alert, NewEnrollment, QueueError, QueueHandle, State, StepKind};
@@ -62,8 +62,8 @@ impl QueueLink {
         let link = QueueLink { queue, mailbox, key_rejected, status, stop, events: Some(thread) };
         if let Ok(s) = link.queue.status() {
             link.key_rejected.store(s.alerts.iter().any(|a| a.contains("rejected the key")), Ordering::SeqCst);
-            if s.locked.is_some() {
-                link.mailbox.post(Report::QueueLocked(true));
+            if let Some(reason) = s.locked {
+                link.mailbox.post(Report::QueueLocked(Some(reason.into())));
             }
         }
         post_status(&link.queue, &link.mailbox, &link.status, None);
@@ -125,10 +125,10 @@ impl QueueLink {
     /// The queue's alerts (a queue that does not answer counts as locked: nothing can be saved).
     pub fn alerts(&self) -> QueueAlerts {
         let locked = match self.queue.status() {
-            Ok(s) => s.locked.is_some(),
+            Ok(s) => s.locked.map(QueueLock::from),
             Err(e) => {
                 log::error!("queue status: {e}");
-                true
+                Some(QueueLock::NotAnswering)
             }
         };
         QueueAlerts { locked, api_key_rejected: self.key_rejected.load(Ordering::SeqCst) }
@@ -244,7 +244,7 @@ impl Mapper {
                 match alert {
                     Alert::ApiKeyRejected => self.key_rejected.store(true, Ordering::SeqCst),
                     Alert::ApiKeyAccepted => self.key_rejected.store(false, Ordering::SeqCst),
-                    Alert::Locked { .. } => self.mailbox.post(Report::QueueLocked(true)),
+                    Alert::Locked { reason } => self.mailbox.post(Report::QueueLocked(Some((*reason).into()))),
                     _ => {}
                 }
                 log::warn!("queue alert: {alert:?}");

@@ -48,11 +48,42 @@ pub struct QueueItem {
     pub contact: Option<String>,
 }
 
+/// Why the queue cannot save applications (the console's alert says which, and what to do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueLock {
+    /// The key file is missing while the database holds data encrypted under a key.
+    KeyMissing,
+    /// The key file does not open this database.
+    KeyMismatch,
+    /// The queue thread does not answer (stopped, or stuck on the disk).
+    NotAnswering,
+}
+
+impl QueueLock {
+    /// The stable code the console words (`Texts.queue-lock`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueLock::KeyMissing => "key_missing",
+            QueueLock::KeyMismatch => "key_mismatch",
+            QueueLock::NotAnswering => "not_answering",
+        }
+    }
+}
+
+impl From<crate::queue::LockReason> for QueueLock {
+    fn from(r: crate::queue::LockReason) -> QueueLock {
+        match r {
+            crate::queue::LockReason::KeyMissing => QueueLock::KeyMissing,
+            crate::queue::LockReason::KeyMismatch => QueueLock::KeyMismatch,
+        }
+    }
+}
+
 /// The queue's alerts for the operator console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueAlerts {
-    /// Another process holds the queue's lock.
-    pub locked: bool,
+    /// The queue cannot save applications, and why; `None` when it can.
+    pub locked: Option<QueueLock>,
     /// The API refused the key; sending is paused.
     pub api_key_rejected: bool,
 }
@@ -103,8 +134,9 @@ pub enum Report {
     Event(Event),
     /// An answer for the operator console.
     Console(ConsoleReport),
-    /// The queue locked (true: nothing can be saved) or unlocked; the status bar says so.
-    QueueLocked(bool),
+    /// The queue locked (`Some`: nothing can be saved, and why) or unlocked; the status bar, the welcome screen
+    /// and the console say so.
+    QueueLocked(Option<QueueLock>),
     /// A small picture of a held photo for the review screen, sent before its [`Event::Captured`].
     Thumbnail {
         /// The session it belongs to.

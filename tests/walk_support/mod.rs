@@ -161,12 +161,24 @@ impl Services for Shared {
     }
 }
 
+/// The queue's key file when the kiosk starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFile {
+    /// A new queue with its own key.
+    Fine,
+    /// The queue was used, then its key file was lost.
+    Missing,
+    /// The queue was used, then its key file was replaced by another queue's.
+    Mismatch,
+}
+
 /// How to build a [`Rig`].
 #[derive(Clone)]
 pub struct Setup {
     pub flow: FlowConfig,
     pub api: ApiConfig,
     pub uploader: UploaderConfig,
+    pub key: KeyFile,
 }
 
 impl Default for Setup {
@@ -182,6 +194,7 @@ impl Default for Setup {
                 retry_refill: Duration::from_millis(100),
                 key_probe_interval: Duration::from_secs(1),
             },
+            key: KeyFile::Fine,
         }
     }
 }
@@ -228,6 +241,17 @@ impl Rig {
             ApiClient::new(api, &FaceMatchConfig::default(), sandbox.base_url(), ApiKey::new(KEY)).unwrap()
         };
         let data = tempfile::tempdir().unwrap();
+        if setup.key != KeyFile::Fine {
+            // A queue that was used (its key check is stored), then lost its key or got another queue's.
+            QueueHandle::open(data.path(), &QueueConfig::default(), setup.uploader.retry_cap).unwrap().shutdown();
+            let key = data.path().join("queue.key");
+            std::fs::remove_file(&key).unwrap();
+            if setup.key == KeyFile::Mismatch {
+                let other = tempfile::tempdir().unwrap();
+                QueueHandle::open(other.path(), &QueueConfig::default(), setup.uploader.retry_cap).unwrap().shutdown();
+                std::fs::copy(other.path().join("queue.key"), &key).unwrap();
+            }
+        }
         let queue = QueueHandle::open(data.path(), &QueueConfig::default(), setup.uploader.retry_cap).unwrap();
         let uploader = Uploader::spawn(queue.clone(), Box::new(client(&setup.api)), &setup.uploader).unwrap();
         let camera = Camera::new();
