@@ -18,7 +18,10 @@ use ekyc_kiosk::queue::{QueueConfig, QueueHandle};
 use ekyc_kiosk::sandbox::{Sandbox, SandboxConfig, SandboxOptions};
 use ekyc_kiosk::secret::{ApiKey, StaffPin};
 use ekyc_kiosk::view::ui::{Kiosk, Operator, OperatorWindow, Texts};
-use ekyc_kiosk::view::{ApiFailure, DemoOperatorApi, LiveOperatorApi, LiveServices, Mailbox, OperatorView, Services};
+use ekyc_kiosk::view::{
+    ApiFailure, CHOICE_FILE, CameraChoice, DemoOperatorApi, LiveOperatorApi, LiveServices, Mailbox, OperatorView,
+    Services,
+};
 use i_slint_backend_testing::{AccessibleRole, ElementHandle};
 use slint::ComponentHandle;
 use std::cell::RefCell;
@@ -299,8 +302,16 @@ fn the_camera_page_previews_a_camera_with_its_checks_and_chooses_the_kiosks() {
     let dir = tempfile::tempdir().unwrap();
     let q = QueueHandle::open(dir.path(), &QueueConfig::default(), Duration::from_secs(60)).unwrap();
     let mailbox = Mailbox::new(|| {});
-    let live = LiveServices::new(mailbox.clone(), camera, CaptureConfig::default(), EncodeConfig::default(), q.clone())
-        .unwrap();
+    let mut live = LiveServices::new(
+        mailbox.clone(),
+        camera.clone(),
+        CaptureConfig::default(),
+        EncodeConfig::default(),
+        q.clone(),
+    )
+    .unwrap();
+    live.remember_camera(CameraChoice::new(dir.path()));
+    assert!(!live.is_demo());
     let services: Box<dyn Services> = Box::new(live);
     let window = OperatorWindow::new().unwrap();
     window.window().set_size(slint::PhysicalSize::new(1280, 800));
@@ -341,14 +352,55 @@ fn the_camera_page_previews_a_camera_with_its_checks_and_chooses_the_kiosks() {
     press(w, "Use this camera");
     assert!(wait_until(&view, &mailbox, 20, |_| op().get_camera_in_use() == "demo"), "{:?}", labels(w));
     assert!(
-        shows(w, "The customer screens now use the camera marked in use, until the next start."),
+        shows(
+            w,
+            "The customer screens now use the camera marked in use. The kiosk keeps this choice when it restarts."
+        ),
         "{:?}",
         labels(w)
     );
+    assert!(dir.path().join(CHOICE_FILE).exists());
 
     // Leaving the page stops the preview.
     press(w, "Queue");
     assert!(!op().get_camera_live() && op().get_camera_previewed().is_empty());
     drop(view);
+
+    // After a restart the kiosk uses the demo pictures, as chosen; the operator goes back to the configured camera.
+    let mut live = LiveServices::new(
+        mailbox.clone(),
+        camera.clone(),
+        CaptureConfig::default(),
+        EncodeConfig::default(),
+        q.clone(),
+    )
+    .unwrap();
+    live.remember_camera(CameraChoice::new(dir.path()));
+    assert!(live.is_demo(), "the remembered demo choice applies from the start (the status bar's DEMO badge)");
+    let services: Box<dyn Services> = Box::new(live);
+    let window = OperatorWindow::new().unwrap();
+    window.window().set_size(slint::PhysicalSize::new(1280, 800));
+    window.show().unwrap();
+    let view =
+        OperatorView::new(window, Rc::new(RefCell::new(services)), Box::new(DemoOperatorApi::new(mailbox.clone())));
+    view.open();
+    let w = view.host();
+    let op = || w.global::<Operator>();
+    press(w, "Camera");
+    assert!(wait_until(&view, &mailbox, 20, |_| op().get_camera_in_use() == "demo"), "{:?}", labels(w));
+    press(w, &format!("Recorded frames: {}", frames.path().display()));
+    press(w, "Use this camera");
+    assert!(wait_until(&view, &mailbox, 20, |_| op().get_camera_in_use() == replay.as_str()), "{:?}", labels(w));
+    assert!(!dir.path().join(CHOICE_FILE).exists(), "the configured camera needs nothing remembered");
+    drop(view);
+
+    // A choice made over another configured camera is stale: the configuration applies.
+    CameraChoice::new(dir.path()).save("device:7", "demo").unwrap();
+    let mut live =
+        LiveServices::new(mailbox.clone(), camera, CaptureConfig::default(), EncodeConfig::default(), q.clone())
+            .unwrap();
+    live.remember_camera(CameraChoice::new(dir.path()));
+    assert!(!live.is_demo());
+    drop(live);
     q.shutdown();
 }

@@ -16,7 +16,7 @@ use crate::flow::staff::StaffConfig;
 use crate::queue::QueueHandle;
 use crate::view::snapshot::{install_headless_platform, render_gallery, save_gallery};
 use crate::view::ui::{AppWindow, Kiosk, OperatorWindow};
-use crate::view::{KioskView, LiveOperatorApi, LiveServices, Mailbox, OperatorView, event_loop_wake};
+use crate::view::{CameraChoice, KioskView, LiveOperatorApi, LiveServices, Mailbox, OperatorView, event_loop_wake};
 use slint::{ComponentHandle, PhysicalSize, TimerMode};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -80,7 +80,11 @@ impl Backend {
         };
         let c = &loaded.config;
         match LiveServices::new(mailbox, c.camera.clone(), c.capture.clone(), c.encode.clone(), queue.clone()) {
-            Ok(live) => Ok((Backend { queue, sender }, live)),
+            Ok(mut live) => {
+                // The operator's "Use this camera" lasts across restarts, until the configuration names another.
+                live.remember_camera(CameraChoice::new(&c.storage.data_dir));
+                Ok((Backend { queue, sender }, live))
+            }
             Err(e) => {
                 sender.shutdown();
                 fail(&queue, e)

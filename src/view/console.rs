@@ -167,6 +167,8 @@ pub enum ConsoleReport {
         options: Vec<CameraOption>,
         /// The one in use.
         in_use: String,
+        /// A choice made now is remembered across restarts (see [`super::CameraChoice`]).
+        remembered: bool,
     },
     /// The quality checks on the camera previewed on the console.
     CameraCheck {

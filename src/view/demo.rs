@@ -225,7 +225,7 @@ fn post_demo_cameras(mailbox: &Mailbox, in_use: &str) {
         CameraOption { id: "auto".into(), kind: CameraKind::Auto, name: String::new() },
         CameraOption { id: "demo".into(), kind: CameraKind::Demo, name: String::new() },
     ];
-    mailbox.post(Report::Console(ConsoleReport::Cameras { options, in_use: in_use.to_string() }));
+    mailbox.post(Report::Console(ConsoleReport::Cameras { options, in_use: in_use.to_string(), remembered: false }));
 }
 
 /// One generated frame of the scene, ready, and scripted measurements, for the console's camera page (DEMO: nothing

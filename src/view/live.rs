@@ -11,6 +11,7 @@
 //! back and the UI thread only wraps pixels into an image. Saving runs on a "ui-enqueue" thread and the queue's
 //! events come back on a "ui-queue-events" thread (see [`QueueLink`]).
 
+use super::camera_choice::CameraChoice;
 use super::console::{CameraKind, CameraOption, ConsoleReport};
 use super::queue_link::QueueLink;
 use super::services::{Mailbox, QueueAlerts, QueueItem, Report, ServiceError, Services};
@@ -67,6 +68,9 @@ enum Command {
     ConsoleCamera(Option<(String, bool)>),
     /// The customer screens use this camera (an option id) from now on.
     UseCamera(String),
+    /// Remember the operator's next camera choices here; the customer screens use this camera (the remembered
+    /// choice) if there is one.
+    Remember(CameraChoice, Option<CameraConfig>),
 }
 
 /// Who the preview thread shows frames to.
@@ -80,6 +84,8 @@ enum Shown {
 
 /// The real camera, checks and queue. See the module header.
 pub struct LiveServices {
+    /// The camera the configuration names.
+    configured_camera: CameraConfig,
     commands: Option<SyncSender<Command>>,
     thread: Option<JoinHandle<()>>,
     demo_camera: Arc<AtomicBool>,
@@ -101,6 +107,7 @@ impl LiveServices {
         let worker_link = link.clone();
         // Until the camera opens, the setting says whether it is the demo (`auto` may fall back to it).
         let demo_camera = Arc::new(AtomicBool::new(matches!(camera.source, SourceSetting::Demo)));
+        let configured = camera.clone();
         let worker_demo = demo_camera.clone();
         let (tx, rx) = sync_channel(COMMAND_CAPACITY);
         // The checker holds the face detector, which is not `Send`: it is built on the thread that uses it.
@@ -137,6 +144,7 @@ impl LiveServices {
                     held: Vec::new(),
                     link: worker_link,
                     demo_camera: worker_demo,
+                    choice: None,
                 };
                 worker.run(rx)
             })
@@ -149,7 +157,29 @@ impl LiveServices {
             }
             Err(_) => return Err("the capture checks did not start in time".into()),
         }
-        Ok(LiveServices { commands: Some(tx), thread: Some(thread), demo_camera, link })
+        Ok(LiveServices { configured_camera: configured, commands: Some(tx), thread: Some(thread), demo_camera, link })
+    }
+
+    /// Remembers the operator's camera choices in `choice` from now on, and uses the one remembered there (made
+    /// over the camera configured now) instead of the configured camera. Call once, before the first capture
+    /// screen; reads a small file on the calling thread.
+    pub fn remember_camera(&mut self, choice: CameraChoice) {
+        let chosen = choice.load(&option_id(&self.configured_camera)).and_then(|id| {
+            match config_for(&id, &self.configured_camera) {
+                Some(config) => {
+                    log::info!("camera: the operator's choice {id} (remembered in {})", choice.path().display());
+                    Some(config)
+                }
+                None => {
+                    log::warn!("ignoring the remembered camera choice {id}: it is not offered any more");
+                    None
+                }
+            }
+        });
+        if let Some(config) = &chosen {
+            self.demo_camera.store(matches!(config.source, SourceSetting::Demo), Ordering::SeqCst);
+        }
+        self.send(Command::Remember(choice, chosen));
     }
 
     fn send(&self, c: Command) {
@@ -261,6 +291,8 @@ struct Worker {
     link: Arc<QueueLink>,
     /// Whether the open camera is the bundled demo (shared with [`LiveServices::is_demo`]).
     demo_camera: Arc<AtomicBool>,
+    /// Where the operator's camera choice is remembered, once [`LiveServices::remember_camera`] gave it.
+    choice: Option<CameraChoice>,
 }
 
 impl Worker {
@@ -350,10 +382,21 @@ impl Worker {
                 Some(config) => {
                     log::info!("operator: the customer screens now use camera {id}");
                     self.camera_config = config;
+                    if let Some(choice) = &self.choice
+                        && let Err(e) = choice.save(&option_id(&self.configured_camera), &id)
+                    {
+                        log::error!("cannot remember the camera choice in {}: {e}", choice.path().display());
+                    }
                     self.post_cameras();
                 }
                 None => self.post_console(ConsoleReport::CameraFailed(format!("no camera {id}"))),
             },
+            Command::Remember(choice, chosen) => {
+                if let Some(config) = chosen {
+                    self.camera_config = config;
+                }
+                self.choice = Some(choice);
+            }
             Command::Stop => {
                 self.active = None;
                 self.set_shown(None);
@@ -437,7 +480,7 @@ impl Worker {
             }
         };
         let (options, in_use) = camera_options(&self.configured_camera, &self.camera_config, &devices);
-        self.post_console(ConsoleReport::Cameras { options, in_use });
+        self.post_console(ConsoleReport::Cameras { options, in_use, remembered: self.choice.is_some() });
     }
 
     /// The console's checks on the newest frame, at most every [`CONSOLE_CHECK_INTERVAL`].

@@ -7,6 +7,7 @@
 //! Worker threads never touch Slint: they post [`slint::SharedPixelBuffer`]s and events to the [`Mailbox`], and the
 //! UI thread turns a frame into a [`slint::Image`] when it drains it.
 
+mod camera_choice;
 mod config;
 mod console;
 pub mod demo;
@@ -23,6 +24,7 @@ pub mod ui {
     slint::include_modules!();
 }
 
+pub use camera_choice::{CHOICE_FILE, CameraChoice};
 pub use config::KioskConfig;
 pub use console::{
     ApiFailure, ApiTarget, CameraKind, CameraOption, ConsoleReport, DemoOperatorApi, LiveOperatorApi, OperatorApi,

@@ -57,6 +57,8 @@ pub struct OperatorView<H: ConsoleHost> {
     on_exit: RefCell<Option<Box<dyn Fn()>>>,
     /// The console is shown (the camera page's preview runs only then).
     open: Cell<bool>,
+    /// A camera chosen now is remembered across restarts (the last camera list said so).
+    camera_remembered: Cell<bool>,
 }
 
 impl<H: ConsoleHost> OperatorView<H> {
@@ -78,6 +80,7 @@ impl<H: ConsoleHost> OperatorView<H> {
             on_touch: RefCell::new(None),
             on_exit: RefCell::new(None),
             open: Cell::new(false),
+            camera_remembered: Cell::new(false),
         });
         view.wire();
         view
@@ -243,7 +246,8 @@ impl<H: ConsoleHost> OperatorView<H> {
                     op.set_connection(ConnectionTest::Failed);
                 }
             },
-            ConsoleReport::Cameras { options, in_use } => {
+            ConsoleReport::Cameras { options, in_use, remembered } => {
+                self.camera_remembered.set(remembered);
                 let choices: Vec<CameraChoice> = options
                     .iter()
                     .map(|o| CameraChoice {
@@ -405,7 +409,7 @@ impl<H: ConsoleHost> OperatorView<H> {
         });
         on!(on_use_camera, |v, id: SharedString| {
             v.services.borrow_mut().use_camera(&id);
-            v.say(Say::CameraInUse, "", "");
+            v.say(if v.camera_remembered.get() { Say::CameraRemembered } else { Say::CameraInUse }, "", "");
         });
         on!(on_exit, |v| {
             if let Some(f) = v.on_exit.borrow().as_ref() {
@@ -440,6 +444,7 @@ enum Say {
     NotDeleted,
     NotListed,
     CameraInUse,
+    CameraRemembered,
 }
 
 impl Say {
@@ -456,6 +461,7 @@ impl Say {
             Say::NotDeleted => "not_deleted",
             Say::NotListed => "not_listed",
             Say::CameraInUse => "camera_in_use",
+            Say::CameraRemembered => "camera_remembered",
         }
     }
 }
