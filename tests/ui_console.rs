@@ -302,23 +302,33 @@ fn the_camera_page_previews_a_camera_with_its_checks_and_chooses_the_kiosks() {
     let dir = tempfile::tempdir().unwrap();
     let q = QueueHandle::open(dir.path(), &QueueConfig::default(), Duration::from_secs(60)).unwrap();
     let mailbox = Mailbox::new(|| {});
-    let mut live = LiveServices::new(
-        mailbox.clone(),
-        camera.clone(),
-        CaptureConfig::default(),
-        EncodeConfig::default(),
-        q.clone(),
-    )
-    .unwrap();
-    live.remember_camera(CameraChoice::new(dir.path()));
+    // The kiosk's services as `ekyc-kiosk` starts them (remembering the operator's camera choice in the data
+    // dir), and the console over them.
+    let start = || {
+        let mut live = LiveServices::new(
+            mailbox.clone(),
+            camera.clone(),
+            CaptureConfig::default(),
+            EncodeConfig::default(),
+            q.clone(),
+        )
+        .unwrap();
+        live.remember_camera(CameraChoice::new(dir.path()));
+        live
+    };
+    let open_console = |live: LiveServices| {
+        let services: Box<dyn Services> = Box::new(live);
+        let window = OperatorWindow::new().unwrap();
+        window.window().set_size(slint::PhysicalSize::new(1280, 800));
+        window.show().unwrap();
+        let view =
+            OperatorView::new(window, Rc::new(RefCell::new(services)), Box::new(DemoOperatorApi::new(mailbox.clone())));
+        view.open();
+        view
+    };
+    let live = start();
     assert!(!live.is_demo());
-    let services: Box<dyn Services> = Box::new(live);
-    let window = OperatorWindow::new().unwrap();
-    window.window().set_size(slint::PhysicalSize::new(1280, 800));
-    window.show().unwrap();
-    let view =
-        OperatorView::new(window, Rc::new(RefCell::new(services)), Box::new(DemoOperatorApi::new(mailbox.clone())));
-    view.open();
+    let view = open_console(live);
     let w = view.host();
     let op = || w.global::<Operator>();
 
@@ -367,23 +377,9 @@ fn the_camera_page_previews_a_camera_with_its_checks_and_chooses_the_kiosks() {
     drop(view);
 
     // After a restart the kiosk uses the demo pictures, as chosen; the operator goes back to the configured camera.
-    let mut live = LiveServices::new(
-        mailbox.clone(),
-        camera.clone(),
-        CaptureConfig::default(),
-        EncodeConfig::default(),
-        q.clone(),
-    )
-    .unwrap();
-    live.remember_camera(CameraChoice::new(dir.path()));
+    let live = start();
     assert!(live.is_demo(), "the remembered demo choice applies from the start (the status bar's DEMO badge)");
-    let services: Box<dyn Services> = Box::new(live);
-    let window = OperatorWindow::new().unwrap();
-    window.window().set_size(slint::PhysicalSize::new(1280, 800));
-    window.show().unwrap();
-    let view =
-        OperatorView::new(window, Rc::new(RefCell::new(services)), Box::new(DemoOperatorApi::new(mailbox.clone())));
-    view.open();
+    let view = open_console(live);
     let w = view.host();
     let op = || w.global::<Operator>();
     press(w, "Camera");
@@ -396,11 +392,6 @@ fn the_camera_page_previews_a_camera_with_its_checks_and_chooses_the_kiosks() {
 
     // A choice made over another configured camera is stale: the configuration applies.
     CameraChoice::new(dir.path()).save("device:7", "demo").unwrap();
-    let mut live =
-        LiveServices::new(mailbox.clone(), camera, CaptureConfig::default(), EncodeConfig::default(), q.clone())
-            .unwrap();
-    live.remember_camera(CameraChoice::new(dir.path()));
-    assert!(!live.is_demo());
-    drop(live);
+    assert!(!start().is_demo());
     q.shutdown();
 }
