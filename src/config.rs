@@ -571,6 +571,7 @@ mod tests {
         assert!(shown.contains("redacted"));
     }
 
+    #[cfg(unix)]
     #[test]
     fn staff_pin_comes_from_a_private_file_or_the_environment_and_is_never_printed() {
         use std::os::unix::fs::PermissionsExt;

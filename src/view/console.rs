@@ -189,10 +189,8 @@ pub trait OperatorApi {
     fn target(&self) -> ApiTarget;
     /// Lists the pending or the accepted requests: [`ConsoleReport::Requests`].
     fn list_requests(&mut self, accepted: bool);
-    /// Accepts a request: [`ConsoleReport::RequestChanged`].
-    fn accept_request(&mut self, id: &str);
-    /// Deletes a request: [`ConsoleReport::RequestChanged`].
-    fn delete_request(&mut self, id: &str);
+    /// Accepts or deletes a request: [`ConsoleReport::RequestChanged`].
+    fn change_request(&mut self, id: &str, change: RequestChange);
     /// Reaches the API with this kiosk's key: [`ConsoleReport::Connection`].
     fn test_connection(&mut self);
 }
@@ -311,12 +309,8 @@ impl OperatorApi for LiveOperatorApi {
         self.send(Call::List(accepted), |f| ConsoleReport::Requests { accepted, result: Err(f) });
     }
 
-    fn accept_request(&mut self, id: &str) {
-        self.change(id, RequestChange::Accept);
-    }
-
-    fn delete_request(&mut self, id: &str) {
-        self.change(id, RequestChange::Delete);
+    fn change_request(&mut self, id: &str, change: RequestChange) {
+        self.change(id, change);
     }
 
     fn test_connection(&mut self) {
@@ -409,12 +403,8 @@ impl OperatorApi for DemoOperatorApi {
         self.post(ConsoleReport::Requests { accepted, result });
     }
 
-    fn accept_request(&mut self, id: &str) {
-        self.change(id, RequestChange::Accept);
-    }
-
-    fn delete_request(&mut self, id: &str) {
-        self.change(id, RequestChange::Delete);
+    fn change_request(&mut self, id: &str, change: RequestChange) {
+        self.change(id, change);
     }
 
     fn test_connection(&mut self) {

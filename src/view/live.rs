@@ -316,8 +316,7 @@ impl Worker {
             }
             if let Some((mode, session)) = self.active {
                 self.frame(mode, session);
-            } else if let Some((_, mode)) = &self.console {
-                let mode = *mode;
+            } else if let Some(mode) = self.console.as_ref().map(|(_, mode)| *mode) {
                 self.console_frame(mode);
             }
         }

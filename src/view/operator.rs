@@ -380,7 +380,7 @@ impl<H: ConsoleHost> OperatorView<H> {
         on!(on_accept_request, |v, id: SharedString| {
             if !id.is_empty() {
                 v.host.operator().set_requests_loading(true);
-                v.api.borrow_mut().accept_request(&id);
+                v.api.borrow_mut().change_request(&id, RequestChange::Accept);
             }
         });
         on!(on_delete_request, |v, id: SharedString| v.host.operator().set_confirm_delete(id));
@@ -391,7 +391,7 @@ impl<H: ConsoleHost> OperatorView<H> {
             op.set_confirm_delete(SharedString::default());
             if !id.is_empty() {
                 op.set_requests_loading(true);
-                v.api.borrow_mut().delete_request(&id);
+                v.api.borrow_mut().change_request(&id, RequestChange::Delete);
             }
         });
         on!(on_test_connection, |v| {

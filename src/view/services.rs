@@ -240,12 +240,14 @@ impl Mailbox {
         (frame, reports)
     }
 
-    /// Drops whatever waits (on a wipe).
+    /// Drops what waits for the session that ends (on a wipe): frames, verdicts, flow events and thumbnails. The
+    /// kiosk-wide reports stay: a console answer (the connection check the status bar waits for) and the queue lock
+    /// are not the customer's and would not come again.
     pub fn clear(&self) {
         lock(&self.frame).take();
         lock(&self.console_frame).take();
         lock(&self.verdict).take();
-        lock(&self.reports).clear();
+        lock(&self.reports).retain(|r| matches!(r, Report::Console(_) | Report::QueueLocked(_)));
     }
 
     fn wake(&self) {
@@ -308,5 +310,24 @@ mod tests {
             mb.post_event(Event::Start);
         }
         assert_eq!(mb.take().1.len(), MAILBOX_CAPACITY);
+    }
+
+    #[test]
+    fn a_wipe_drops_the_sessions_reports_and_keeps_the_kiosks() {
+        let mb = Mailbox::new(|| {});
+        mb.post_frame(1, pixels());
+        mb.post_console_frame(pixels());
+        mb.post_verdict(1, true, None);
+        mb.post_event(Event::Captured { session: 1, target: CaptureTarget::Face });
+        mb.post(Report::Thumbnail { session: 1, target: CaptureTarget::Face, pixels: pixels() });
+        mb.post(Report::QueueLocked(Some(QueueLock::KeyMissing)));
+        mb.post(Report::Console(ConsoleReport::Connection(Ok((Duration::from_millis(5), 0)))));
+        mb.clear();
+        assert!(mb.take_console_frame().is_none());
+        let (frame, reports) = mb.take();
+        assert!(frame.is_none());
+        assert_eq!(reports.len(), 2, "{reports:?}");
+        assert!(matches!(reports[0], Report::QueueLocked(Some(QueueLock::KeyMissing))));
+        assert!(matches!(reports[1], Report::Console(ConsoleReport::Connection(Ok(_)))));
     }
 }
