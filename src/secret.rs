@@ -28,12 +28,13 @@ impl ApiKey {
 
     /// Compares in constant time (for the sandbox's key check).
     pub fn matches(&self, candidate: &[u8]) -> bool {
-        let ours = self.0.as_bytes();
-        if ours.len() != candidate.len() {
-            return false;
-        }
-        ours.iter().zip(candidate).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        constant_time_eq(self.0.as_bytes(), candidate)
     }
+}
+
+/// Whether two byte strings are equal, in a time that depends on their length only, not on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -66,9 +67,7 @@ impl StaffPin {
 
     /// Compares a typed PIN in constant time (for PINs of the same length).
     pub fn matches(&self, typed: &str) -> bool {
-        let ours = self.0.as_bytes();
-        let theirs = typed.as_bytes();
-        ours.len() == theirs.len() && ours.iter().zip(theirs).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        constant_time_eq(self.0.as_bytes(), typed.as_bytes())
     }
 }
 
