@@ -332,6 +332,19 @@ wait_window() {
   echo "$id"
 }
 
+# LOG PNG WHAT: waits for the kiosk's first preview frame, then checks on a screenshot (PNG) that the camera
+# picture is on the screen. Sets preview_at (the log line's timestamp, ms) and preview_app_ms (the kiosk's own
+# figure: camera asked -> frame on screen). Runs in this shell, so die ends the benchmark.
+await_preview() {
+  local log=$1 png=$2 what=$3 line
+  line=$(wait_line "$log" 'preview: first frame on screen' 20 "$kiosk_pid") || die "run $run: no preview frame $what"
+  preview_at=$(log_ms "$line")
+  preview_app_ms=$(printf '%s\n' "$line" | sed -n 's/.*on screen \([0-9]*\) ms.*/\1/p')
+  sleep 0.5
+  shot "$png"
+  shows_preview "$png" || die "run $run: no camera picture on the screen (see $png)"
+}
+
 start_pos=""
 agree_pos=""
 load_before=$(cut -d' ' -f1-3 /proc/loadavg) # other work on the machine shows in every figure
@@ -365,13 +378,9 @@ for run in $(seq 1 "$runs"); do
   t_tap=$(now_ms)
   # shellcheck disable=SC2086
   xdotool mousemove $agree_pos click --delay 0 1
-  line=$(wait_line "$log" 'preview: first frame on screen' 20 "$kiosk_pid") ||
-    die "run $run: no preview frame after the taps"
-  r_tap[run]=$(($(log_ms "$line") - t_tap))
-  r_tap_app[run]=$(printf '%s\n' "$line" | sed -n 's/.*on screen \([0-9]*\) ms.*/\1/p')
-  sleep 0.5
-  shot "$work/settled-$run.png"
-  shows_preview "$work/settled-$run.png" || die "run $run: no camera picture on the screen (see $work/settled-$run.png)"
+  await_preview "$log" "$work/settled-$run.png" "after the taps"
+  r_tap[run]=$((preview_at - t_tap))
+  r_tap_app[run]=$preview_app_ms
   stop_pid "$kiosk_pid"
   kiosk_pid=""
 
@@ -384,13 +393,9 @@ for run in $(seq 1 "$runs"); do
   xdotool mousemove $start_pos click --delay 0 1 mousemove $agree_pos click --delay 0 1
   r_cold_taps[run]=$(($(now_ms) - t_launch))
   r_cold_window[run]=$(($(log_ms "$line") - t_launch))
-  line=$(wait_line "$log" 'preview: first frame on screen' 20 "$kiosk_pid") ||
-    die "run $run: no preview frame after the taps sent at once"
-  r_cold[run]=$(($(log_ms "$line") - t_launch))
-  r_cold_app[run]=$(printf '%s\n' "$line" | sed -n 's/.*on screen \([0-9]*\) ms.*/\1/p')
-  sleep 0.5
-  shot "$work/cold-$run.png"
-  shows_preview "$work/cold-$run.png" || die "run $run: no camera picture on the screen (see $work/cold-$run.png)"
+  await_preview "$log" "$work/cold-$run.png" "after the taps sent at once"
+  r_cold[run]=$((preview_at - t_launch))
+  r_cold_app[run]=$preview_app_ms
   say "run $run: window ${r_window[run]} ms, tap -> frame ${r_tap[run]} ms; taps at once: first frame ${r_cold[run]} ms after start"
   if [ "$run" -lt "$runs" ]; then
     stop_pid "$kiosk_pid"
