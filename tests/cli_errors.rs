@@ -319,9 +319,10 @@ fn a_configured_kiosk_never_falls_back_to_the_sandbox_and_a_bare_one_is_a_demo()
     // A key without api.base_url: before, this used the built-in sandbox and said "done".
     let data = tempfile::tempdir().unwrap();
     let run = bare(data.path(), &[("EKYC_API_KEY", "sk_live_abc")], &enroll);
-    assert_eq!(run.exit, 4, "{}", run.stderr);
-    assert!(run.stderr.contains("api.base_url") && run.stderr.contains("EKYC_API_KEY"), "{}", run.stderr);
-    assert!(!run.stderr.contains("sk_live_abc"));
+    let said = format!("{} {}", run.stderr, run.json);
+    assert_eq!(run.exit, 4, "{said}");
+    assert!(said.contains("api.base_url") && said.contains("EKYC_API_KEY"), "{said}");
+    assert!(!said.contains("sk_live_abc"));
     assert!(!data.path().join("queue.db").exists(), "nothing was saved");
 
     // A configuration file without an API: production, nothing saved, the message says how to run a demo.
@@ -329,9 +330,11 @@ fn a_configured_kiosk_never_falls_back_to_the_sandbox_and_a_bare_one_is_a_demo()
     std::fs::write(&file, "[camera]\nfps = 25\n").unwrap();
     for args in [&enroll[..], &["queue", "drain", "--timeout", "1"][..], &["requests", "list"][..]] {
         let run = bare(data.path(), &[("EKYC_CONFIG", file.to_str().unwrap())], args);
-        assert_eq!(run.exit, 4, "{args:?}: {}", run.stderr);
-        assert!(run.stderr.contains("no API is configured") && run.stderr.contains("--demo"), "{}", run.stderr);
-        assert!(!run.stderr.contains("sandbox listening"), "{}", run.stderr);
+        // `--json` says it in the JSON object, the others on standard error.
+        let said = format!("{} {}", run.stderr, run.json);
+        assert_eq!(run.exit, 4, "{args:?}: {said}");
+        assert!(said.contains("no API is configured") && said.contains("--demo"), "{said}");
+        assert!(!said.contains("sandbox listening"), "{said}");
     }
     assert!(!data.path().join("sandbox-state.json").exists(), "no sandbox started");
     let shown = config_text(data.path(), &[("EKYC_CONFIG", file.to_str().unwrap())]);

@@ -214,11 +214,12 @@ impl Drop for Kiosk {
     }
 }
 
-fn shots_dir() -> PathBuf {
+/// `target/real-window/NAME`, emptied: the screenshots of one walk.
+fn shots_dir(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("real-window");
+    let dir = target.join("real-window").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -238,38 +239,11 @@ fn find_window(display: &str) -> Option<String> {
 fn a_newcomer_completes_an_application_by_touch_on_the_demo_defaults() {
     let x = Xvfb::start();
     let home = tempfile::tempdir().unwrap();
-    let log = home.path().join("kiosk.log");
     // Exactly what the README's run command (`.ci/demo`) gives the binary: nothing configured, a window rather than
     // the full screen. Nothing else from this environment leaks in.
-    let child = Command::new(env!("CARGO_BIN_EXE_ekyc-kiosk"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .env("DISPLAY", &x.display)
-        .env("EKYC_KIOSK_FULLSCREEN", "false")
-        .env("EKYC_KIOSK_HIDE_CURSOR", "false")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start the kiosk");
-    let mut k = Kiosk { child, log, shots: shots_dir(), display: x.display.clone(), window: String::new(), step: 0 };
-    k.wait_log("kiosk: window shown", 1, Duration::from_secs(60));
-    let end = Instant::now() + Duration::from_secs(10);
-    k.window = loop {
-        if let Some(w) = find_window(&x.display) {
-            break w;
-        }
-        if Instant::now() >= end {
-            k.fail("no window titled \"Open an account\"");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let mut k = start_kiosk(&x, home.path(), "newcomer", &[]);
     let log = k.log_text();
     assert!(log.contains("run mode demo (nothing is configured"), "nothing configured is a demo:\n{log}");
-    std::thread::sleep(Duration::from_millis(500));
     k.screenshot("welcome");
 
     k.tap(at::START);
@@ -305,8 +279,8 @@ fn a_newcomer_completes_an_application_by_touch_on_the_demo_defaults() {
 }
 
 /// Starts the kiosk binary on display `x` with only `env` configured (plus the window settings), logging to a
-/// file in `home`.
-fn start_kiosk(x: &Xvfb, home: &Path, env: &[(&str, &str)]) -> Kiosk {
+/// file in `home`, with its data in `home/data`; waits for its window. Screenshots go to `target/real-window/NAME`.
+fn start_kiosk(x: &Xvfb, home: &Path, name: &str, env: &[(&str, &str)]) -> Kiosk {
     let log = home.join("kiosk.log");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ekyc-kiosk"));
     cmd.env_clear()
@@ -326,9 +300,8 @@ fn start_kiosk(x: &Xvfb, home: &Path, env: &[(&str, &str)]) -> Kiosk {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start the kiosk");
-    let shots = shots_dir().with_file_name(format!("real-window-{}", home.file_name().unwrap().to_string_lossy()));
-    let _ = std::fs::create_dir_all(&shots);
-    let mut k = Kiosk { child, log, shots, display: x.display.clone(), window: String::new(), step: 0 };
+    let mut k =
+        Kiosk { child, log, shots: shots_dir(name), display: x.display.clone(), window: String::new(), step: 0 };
     k.wait_log("window shown", 1, Duration::from_secs(60));
     let end = Instant::now() + Duration::from_secs(10);
     k.window = loop {
@@ -363,7 +336,7 @@ fn a_production_kiosk_is_out_of_service_without_its_api_or_camera_and_recovers()
     // A key but no api.base_url: before, the built-in sandbox took the application and the customer was told
     // "accepted".
     let home = tempfile::tempdir().unwrap();
-    let mut k = start_kiosk(&x, home.path(), &[("EKYC_API_KEY", "sk_live_example")]);
+    let mut k = start_kiosk(&x, home.path(), "misconfigured", &[("EKYC_API_KEY", "sk_live_example")]);
     k.screenshot("misconfigured");
     let log = k.log_text();
     assert!(log.contains("kiosk out of service") && log.contains("api.base_url"), "{log}");
@@ -379,7 +352,7 @@ fn a_production_kiosk_is_out_of_service_without_its_api_or_camera_and_recovers()
     .unwrap();
     let url = sandbox.base_url().to_string();
     let home = tempfile::tempdir().unwrap();
-    let mut k = start_kiosk(&x, home.path(), &[("EKYC_API_BASE_URL", &url), ("EKYC_API_KEY", "rw-key")]);
+    let mut k = start_kiosk(&x, home.path(), "no-camera", &[("EKYC_API_BASE_URL", &url), ("EKYC_API_KEY", "rw-key")]);
     k.wait_log("the camera is unavailable", 1, Duration::from_secs(15));
     k.screenshot("no-camera");
     let log = k.log_text();
@@ -393,6 +366,7 @@ fn a_production_kiosk_is_out_of_service_without_its_api_or_camera_and_recovers()
     let mut k = start_kiosk(
         &x,
         home.path(),
+        "camera-returns",
         &[("EKYC_API_BASE_URL", &url), ("EKYC_API_KEY", "rw-key"), ("EKYC_CAMERA_SOURCE", &source)],
     );
     // The replay folder is not there: the camera does not open, and nobody can start.

@@ -207,6 +207,9 @@ fn show_out_of_service(app: AppWindow, reason: &str, started: Instant) -> Exit {
     let k = app.global::<Kiosk>();
     k.set_config_error(reason.into());
     k.set_staff_available(false);
+    // Nothing runs that could reach an API: the status bar says offline rather than "checking".
+    k.set_connection_known(true);
+    k.set_online(false);
     if let Err(e) = slint::invoke_from_event_loop(move || {
         log::info!("kiosk: out-of-service window shown {} ms after start", started.elapsed().as_millis());
     }) {
