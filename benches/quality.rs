@@ -23,11 +23,15 @@ fn face_frame() -> RgbImage {
 
 /// A 1280x720 frame of a customer standing back: the face is 1/12 of the frame height (found by the fine pass).
 fn far_frame() -> RgbImage {
-    // The astronaut's face is about 0.29 of the photo's height; 1/12 of 720 px is 60 px.
-    let side = (60.0 / 0.29) as u32;
+    // The astronaut's face box is 0.21 of the photo's width, centred at (0.435, 0.225) of it
+    // (`camera::demo::PORTRAIT_FACE_*`); 1/12 of 720 px is 60 px.
+    use ekyc_kiosk::camera::demo::{PORTRAIT_FACE_CENTRE, PORTRAIT_FACE_WIDTH};
+    let side = (60.0 / PORTRAIT_FACE_WIDTH) as u32;
     let a = DynamicImage::ImageRgb8(astronaut()).resize_exact(side, side, image::imageops::FilterType::Triangle);
     let mut canvas = RgbImage::from_pixel(1280, 720, Rgb([118, 124, 130]));
-    image::imageops::overlay(&mut canvas, &a.into_rgb8(), 640 - i64::from(side) * 435 / 1000, 300);
+    let (fx, fy) = PORTRAIT_FACE_CENTRE;
+    let (x, y) = (640.0 - f64::from(side) * fx, 360.0 - f64::from(side) * fy);
+    image::imageops::overlay(&mut canvas, &a.into_rgb8(), x as i64, y as i64);
     canvas
 }
 
