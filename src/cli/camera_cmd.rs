@@ -291,8 +291,8 @@ fn read_frames(
             let stats = StreamStats {
                 frames_decoded: decoded,
                 frames_taken: taken,
-                frames_corrupt: counts.0 - counts0.0,
-                frames_skipped: counts.1 - counts0.1,
+                frames_corrupt: counts.0.saturating_sub(counts0.0),
+                frames_skipped: counts.1.saturating_sub(counts0.1),
                 seconds,
                 measured_fps: if seconds > 0.0 { (decoded - 1) as f64 / seconds } else { 0.0 },
                 width: frame.image.width(),
