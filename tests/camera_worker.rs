@@ -2,7 +2,7 @@
 //! fails cleanly within its deadline. No camera exists in CI, so device tests cover what works without one.
 
 use ekyc_kiosk::camera::{
-    CameraConfig, CameraError, CameraEvent, CameraWorker, Frame, FrameSource, ReplaySource, SourceSetting,
+    CameraConfig, CameraError, CameraEvent, CameraWorker, Frame, FrameSource, ReplaySource, SourceSetting, StreamFormat,
 };
 use image::{Rgb, RgbImage};
 use std::time::{Duration, Instant};
@@ -242,4 +242,63 @@ fn a_missing_device_fails_cleanly_within_the_open_deadline() {
     let r = CameraWorker::spawn(&cfg);
     assert!(r.is_err());
     assert!(t.elapsed() < Duration::from_secs(6));
+}
+
+/// A camera-like source: its negotiated format changes when it reopens (another camera under the same name), and its
+/// reader skips every other frame (decoding behind).
+struct Renegotiating {
+    n: u64,
+    events: Vec<CameraEvent>,
+}
+
+impl FrameSource for Renegotiating {
+    fn next_frame(&mut self, _timeout: Duration) -> Result<Frame, CameraError> {
+        self.n += 1;
+        std::thread::sleep(Duration::from_millis(5));
+        if self.n == 20 {
+            self.events.push(CameraEvent::Reopened { description: "cam".into() });
+        }
+        Ok(Frame { image: RgbImage::new(2, 2), seq: self.n, captured_at: Instant::now() })
+    }
+    fn describe(&self) -> String {
+        "cam".into()
+    }
+    fn poll_event(&mut self) -> Option<CameraEvent> {
+        self.events.pop()
+    }
+    fn skipped(&self) -> u64 {
+        self.n / 2
+    }
+    fn stream_format(&self) -> Option<StreamFormat> {
+        let pixel_format = if self.n >= 20 { "NV12" } else { "YUYV" };
+        Some(StreamFormat {
+            pixel_format: pixel_format.into(),
+            width: 2,
+            height: 2,
+            fps: 30,
+            device: "/dev/video7".into(),
+        })
+    }
+}
+
+#[test]
+fn the_negotiated_format_and_the_skipped_frames_reach_the_worker_s_users() {
+    let make = || Ok(Box::new(Renegotiating { n: 0, events: Vec::new() }) as Box<dyn FrameSource>);
+    let worker = CameraWorker::spawn_with(&quick_config(), Box::new(make)).unwrap();
+    assert_eq!(worker.stream_format().map(|f| f.pixel_format), Some("YUYV".to_string()));
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end && worker.stream_format().is_some_and(|f| f.pixel_format == "YUYV") {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(worker.stream_format().map(|f| f.pixel_format), Some("NV12".to_string()), "not refreshed on reopen");
+    assert!(worker.tap().source_counts().1 >= 10, "{:?}", worker.tap().source_counts());
+    // A replay is not a camera: no format.
+    let replay = CameraWorker::spawn_with(
+        &quick_config(),
+        Box::new(|| Ok(Box::new(ReplaySource::from_images(numbered(3), 30)?) as Box<dyn FrameSource>)),
+    )
+    .unwrap();
+    assert_eq!(replay.stream_format(), None);
+    worker.shutdown(Duration::from_secs(2)).unwrap();
+    replay.shutdown(Duration::from_secs(2)).unwrap();
 }

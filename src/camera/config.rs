@@ -22,6 +22,9 @@ pub struct CameraConfig {
     pub height: u32,
     /// Wanted frames per second; also the pace of replay and demo sources.
     pub fps: u32,
+    /// Pixel format: `auto` (MJPEG, then YUYV, then NV12) or one of them only (a camera whose MJPEG is broken,
+    /// or a test of one decoder).
+    pub format: FormatSetting,
     /// Deadline for opening the camera.
     #[serde(with = "humantime_serde")]
     pub open_timeout: Duration,
@@ -49,6 +52,7 @@ impl Default for CameraConfig {
             width: 1280,
             height: 720,
             fps: 30,
+            format: FormatSetting::Auto,
             open_timeout: Duration::from_secs(5),
             frame_timeout: Duration::from_secs(3),
             reopen_backoff: Duration::from_millis(500),
@@ -88,6 +92,20 @@ impl CameraConfig {
     pub fn frame_interval(&self) -> Duration {
         Duration::from_secs(1) / self.fps.max(1)
     }
+}
+
+/// `camera.format`: which pixel formats negotiation may pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatSetting {
+    /// MJPEG closest to the wanted size and rate, then YUYV, then NV12.
+    Auto,
+    /// MJPEG only.
+    Mjpeg,
+    /// YUYV only.
+    Yuyv,
+    /// NV12 only.
+    Nv12,
 }
 
 /// `camera.source`, written `auto`, `device`, `demo` or `replay:PATH`.

@@ -1,10 +1,15 @@
 //! Real cameras through nokhwa's V4L2 backend (feature `camera-nokhwa`): listing, choosing a device by index, path
-//! or name, negotiating MJPEG then YUYV, opening within a deadline, and reopening with backoff after a disconnect.
+//! or name, negotiating MJPEG, then YUYV, then NV12 (the formats we decode; any other is skipped with a log line),
+//! opening within a deadline, and reopening with backoff after a disconnect.
 //!
-//! nokhwa's `Camera` is not `Send` and its reads block without a timeout, so a [`DeviceSource`] owns a reader
-//! thread (`camera-v4l`) that creates the camera, reads raw buffers and hands them over a bounded channel (newest
-//! wins); decoding happens in [`DeviceSource::next_frame`] on the camera thread, which therefore always honours its
-//! timeout and can shut down even while a read is stuck in the driver.
+//! nokhwa's `Camera` is not `Send` and its reads block without a timeout (nokhwa keeps the `v4l` stream, whose poll
+//! timeout could be set, private), so a [`DeviceSource`] owns a reader thread (`camera-v4l`) that creates the
+//! camera, reads raw buffers and hands them over a bounded channel (newest wins); decoding happens in
+//! [`DeviceSource::next_frame`] on the camera thread, which therefore always honours its timeout and can shut down
+//! even while a read is stuck in the driver. What bounds a read on an unplugged camera: the driver wakes a blocked
+//! read with an error when the device goes away (checked against vivid's `disconnect` control in the VM test), the
+//! reader reports the disconnect and reopens; a camera that stays present but silent leaves the reader blocked,
+//! the worker reports it as disconnected after `camera.frame_timeout`, and frames flow again when it resumes.
 
 use super::{CameraConfig, CameraError, FrameSource};
 use serde::Serialize;
@@ -69,6 +74,24 @@ pub fn candidates(selector: &DeviceSelector, devices: &[DeviceInfo]) -> Vec<u32>
     }
 }
 
+/// Whether an error text from the driver means the device is in use by another program (EBUSY). nokhwa passes the
+/// driver's errors on as text only, so the text is all there is to go by.
+pub fn is_busy_reason(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    r.contains("resource busy") || r.contains("os error 16") || r.contains("ebusy")
+}
+
+/// Why a selector that names a node or an index cannot be opened at all, before anything is tried: the node does not
+/// exist (unplugged, wrong path). `None` when there is something to try.
+pub fn missing_node(selector: &DeviceSelector) -> Option<String> {
+    let node = match selector {
+        DeviceSelector::Path(p) => p.clone(),
+        DeviceSelector::Index(i) => PathBuf::from(format!("/dev/video{i}")),
+        DeviceSelector::Any | DeviceSelector::Name(_) => return None,
+    };
+    (!node.exists()).then(|| format!("{} does not exist (unplugged, or another path)", node.display()))
+}
+
 #[cfg(all(feature = "camera-nokhwa", target_os = "linux"))]
 pub use imp::{DeviceSource, list_devices, open, probe_formats};
 
@@ -93,12 +116,12 @@ pub fn probe_formats(_index: u32, _timeout: std::time::Duration) -> Result<Vec<S
 #[cfg(all(feature = "camera-nokhwa", target_os = "linux"))]
 mod imp {
     use super::*;
-    use crate::camera::{CameraEvent, Frame, FrameError, mjpeg, yuyv};
+    use crate::camera::{CameraEvent, FormatSetting, Frame, FrameError, StreamFormat, mjpeg, nv12, yuyv};
     use nokhwa::Camera;
     use nokhwa::utils::{ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType};
     use std::collections::VecDeque;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
     use std::time::{Duration, Instant};
 
@@ -119,18 +142,43 @@ mod imp {
 
     const MJPEG: &[FrameFormat] = &[FrameFormat::MJPEG];
     const YUYV: &[FrameFormat] = &[FrameFormat::YUYV];
-    const BOTH: &[FrameFormat] = &[FrameFormat::MJPEG, FrameFormat::YUYV];
+    const NV12: &[FrameFormat] = &[FrameFormat::NV12];
+    /// Every format [`decode`] handles. Others a camera offers (GRAY, RGB3, BGR3) are skipped in negotiation.
+    const DECODED: &[FrameFormat] = &[FrameFormat::MJPEG, FrameFormat::YUYV, FrameFormat::NV12];
 
-    /// The format requests tried in order: MJPEG closest to the wanted size and rate, then YUYV, then the highest
-    /// resolution offered in either. (nokhwa 0.10's `Closest` only matches frame rates offered at exactly the wanted
-    /// resolution, so a camera without that size falls through to the last request.)
-    fn format_requests(config: &CameraConfig) -> [RequestedFormat<'static>; 3] {
+    /// The format requests tried in order: MJPEG closest to the wanted size and rate (least USB bandwidth), then
+    /// YUYV, then NV12, then the highest resolution offered in any of them. (nokhwa 0.10's `Closest` only matches
+    /// frame rates offered at exactly the wanted resolution, so a camera without that size falls through to the last
+    /// request.)
+    /// `camera.format` pins one format: its closest request, then its highest resolution.
+    fn format_requests(config: &CameraConfig) -> Vec<RequestedFormat<'static>> {
         let want = |f| CameraFormat::new_from(config.width, config.height, f, config.fps);
-        [
-            RequestedFormat::with_formats(RequestedFormatType::Closest(want(FrameFormat::MJPEG)), MJPEG),
-            RequestedFormat::with_formats(RequestedFormatType::Closest(want(FrameFormat::YUYV)), YUYV),
-            RequestedFormat::with_formats(RequestedFormatType::AbsoluteHighestResolution, BOTH),
-        ]
+        let only = |f: FrameFormat, list: &'static [FrameFormat]| {
+            vec![
+                RequestedFormat::with_formats(RequestedFormatType::Closest(want(f)), list),
+                RequestedFormat::with_formats(RequestedFormatType::AbsoluteHighestResolution, list),
+            ]
+        };
+        match config.format {
+            FormatSetting::Auto => vec![
+                RequestedFormat::with_formats(RequestedFormatType::Closest(want(FrameFormat::MJPEG)), MJPEG),
+                RequestedFormat::with_formats(RequestedFormatType::Closest(want(FrameFormat::YUYV)), YUYV),
+                RequestedFormat::with_formats(RequestedFormatType::Closest(want(FrameFormat::NV12)), NV12),
+                RequestedFormat::with_formats(RequestedFormatType::AbsoluteHighestResolution, DECODED),
+            ],
+            FormatSetting::Mjpeg => only(FrameFormat::MJPEG, MJPEG),
+            FormatSetting::Yuyv => only(FrameFormat::YUYV, YUYV),
+            FormatSetting::Nv12 => only(FrameFormat::NV12, NV12),
+        }
+    }
+
+    /// The error for a driver's refusal: busy (another program streams from it) or any other reason.
+    fn open_error(device: String, reason: String) -> CameraError {
+        if is_busy_reason(&reason) {
+            CameraError::Busy { device, reason }
+        } else {
+            CameraError::Open { device, reason }
+        }
     }
 
     fn describe_format(f: &CameraFormat) -> String {
@@ -145,28 +193,39 @@ mod imp {
             .spawn(move || {
                 let r = Camera::new(
                     CameraIndex::Index(index),
-                    RequestedFormat::with_formats(RequestedFormatType::None, BOTH),
+                    RequestedFormat::with_formats(RequestedFormatType::None, DECODED),
                 )
                 .and_then(|mut cam| cam.compatible_camera_formats())
                 .map(|list| list.iter().map(describe_format).collect::<Vec<_>>())
-                .map_err(|e| CameraError::Open { device: index.to_string(), reason: e.to_string() });
+                .map_err(|e| open_error(index.to_string(), e.to_string()));
                 let _ = tx.send(r);
             })
             .map_err(|e| CameraError::Thread(e.to_string()))?;
         rx.recv_timeout(timeout).map_err(|_| CameraError::OpenTimeout(timeout))?
     }
 
+    /// An opened camera: the nokhwa handle, its description and the negotiated format.
+    type Opened = (Camera, String, StreamFormat);
+
     /// Opens one candidate with the first format request it can fulfil, and starts its stream.
-    fn open_index(index: u32, config: &CameraConfig) -> Result<(Camera, String), CameraError> {
+    fn open_index(index: u32, config: &CameraConfig) -> Result<Opened, CameraError> {
         let mut last = String::from("no format request tried");
+        let mut logged = false;
         for request in format_requests(config) {
             match Camera::new(CameraIndex::Index(index), request) {
                 Ok(mut cam) => {
                     match cam.compatible_camera_formats() {
-                        Ok(list) => {
+                        Ok(list) if !logged => {
+                            logged = true;
                             let offered: Vec<String> = list.iter().map(describe_format).collect();
                             log::info!("camera {index} offers: {}", offered.join(", "));
+                            let skipped: Vec<String> =
+                                list.iter().filter(|f| !DECODED.contains(&f.format())).map(describe_format).collect();
+                            if !skipped.is_empty() {
+                                log::info!("camera {index}: skipped, we do not decode them: {}", skipped.join(", "));
+                            }
                         }
+                        Ok(_) => {}
                         Err(e) => log::debug!("camera {index}: cannot list formats: {e}"),
                     }
                     if let Err(e) = cam.open_stream() {
@@ -176,7 +235,14 @@ mod imp {
                     let fmt = cam.camera_format();
                     let desc = format!("{} (/dev/video{index}, {})", cam.info().human_name(), describe_format(&fmt));
                     log::info!("camera opened: {desc}");
-                    return Ok((cam, desc));
+                    let format = StreamFormat {
+                        pixel_format: fmt.format().to_string(),
+                        width: fmt.width(),
+                        height: fmt.height(),
+                        fps: fmt.frame_rate(),
+                        device: format!("/dev/video{index}"),
+                    };
+                    return Ok((cam, desc, format));
                 }
                 Err(e) => {
                     log::debug!("camera {index}: {request}: {e}");
@@ -184,13 +250,18 @@ mod imp {
                 }
             }
         }
-        Err(CameraError::Open { device: index.to_string(), reason: last })
+        Err(open_error(index.to_string(), last))
     }
 
     /// Resolves the selector (again on every reopen: a replugged camera may come back under another index) and
     /// opens the first candidate that works.
-    fn open_selected(config: &CameraConfig) -> Result<(Camera, String), CameraError> {
+    fn open_selected(config: &CameraConfig) -> Result<Opened, CameraError> {
         let selector = DeviceSelector::parse(&config.device);
+        // A node that is not there is told apart from one that refuses: the first is a cable or a path, the second
+        // a driver or another program.
+        if let Some(why) = missing_node(&selector) {
+            return Err(CameraError::NoDevice(why));
+        }
         let devices = list_devices()?;
         let list = candidates(&selector, &devices);
         if list.is_empty() {
@@ -215,7 +286,7 @@ mod imp {
     enum Msg {
         Frame { data: Vec<u8>, format: FrameFormat, width: u32, height: u32, at: Instant },
         Disconnected(String),
-        Reopened(String),
+        Reopened(String, StreamFormat),
     }
 
     /// Sleeps `d` in short slices; false when asked to stop.
@@ -233,18 +304,19 @@ mod imp {
     /// The reader thread: owns the nokhwa camera for its whole life.
     fn reader(
         config: CameraConfig,
-        opened: SyncSender<Result<String, CameraError>>,
+        opened: SyncSender<Result<(String, StreamFormat), CameraError>>,
         tx: SyncSender<Msg>,
         stop: Arc<AtomicBool>,
+        skipped: Arc<AtomicU64>,
     ) {
-        let (mut cam, desc) = match open_selected(&config) {
+        let (mut cam, desc, format) = match open_selected(&config) {
             Ok(c) => c,
             Err(e) => {
                 let _ = opened.send(Err(e));
                 return;
             }
         };
-        if opened.send(Ok(desc)).is_err() {
+        if opened.send(Ok((desc, format))).is_err() {
             // The opener gave up waiting (open timeout).
             return;
         }
@@ -266,7 +338,10 @@ mod imp {
                     // Bounded: a full channel means the camera thread is behind (decoding), so this frame is
                     // skipped rather than queued.
                     match tx.try_send(msg) {
-                        Ok(()) | Err(TrySendError::Full(_)) => {}
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            skipped.fetch_add(1, Ordering::Relaxed);
+                        }
                         Err(TrySendError::Disconnected(_)) => return,
                     }
                 }
@@ -283,8 +358,8 @@ mod imp {
                             return;
                         }
                         match open_selected(&config) {
-                            Ok((c, d)) => {
-                                if tx.send(Msg::Reopened(d)).is_err() {
+                            Ok((c, d, f)) => {
+                                if tx.send(Msg::Reopened(d, f)).is_err() {
                                     return;
                                 }
                                 break c;
@@ -305,8 +380,10 @@ mod imp {
         rx: Receiver<Msg>,
         stop: Arc<AtomicBool>,
         description: String,
+        format: StreamFormat,
         seq: u64,
         dropped: u64,
+        skipped: Arc<AtomicU64>,
         events: VecDeque<CameraEvent>,
     }
 
@@ -320,11 +397,13 @@ mod imp {
             let stop = Arc::new(AtomicBool::new(false));
             let thread_stop = stop.clone();
             let thread_config = config.clone();
+            let skipped = Arc::new(AtomicU64::new(0));
+            let thread_skipped = skipped.clone();
             std::thread::Builder::new()
                 .name("camera-v4l".into())
-                .spawn(move || reader(thread_config, opened_tx, tx, thread_stop))
+                .spawn(move || reader(thread_config, opened_tx, tx, thread_stop, thread_skipped))
                 .map_err(|e| CameraError::Thread(e.to_string()))?;
-            let description = match opened_rx.recv_timeout(config.open_timeout) {
+            let (description, format) = match opened_rx.recv_timeout(config.open_timeout) {
                 Ok(Ok(d)) => d,
                 Ok(Err(e)) => return Err(e),
                 Err(RecvTimeoutError::Timeout) => {
@@ -335,7 +414,7 @@ mod imp {
                     return Err(CameraError::Open { device: config.device.clone(), reason: "reader stopped".into() });
                 }
             };
-            Ok(DeviceSource { rx, stop, description, seq: 0, dropped: 0, events: VecDeque::new() })
+            Ok(DeviceSource { rx, stop, description, format, seq: 0, dropped: 0, skipped, events: VecDeque::new() })
         }
     }
 
@@ -351,6 +430,7 @@ mod imp {
         match format {
             FrameFormat::MJPEG => mjpeg::decode_mjpeg(data),
             FrameFormat::YUYV => yuyv::yuyv_to_rgb(width, height, data),
+            FrameFormat::NV12 => nv12::nv12_to_rgb(width, height, data),
             other => Err(FrameError::Unsupported(format!("pixel format {other}"))),
         }
     }
@@ -372,8 +452,9 @@ mod imp {
                         }
                     },
                     Ok(Msg::Disconnected(reason)) => self.events.push_back(CameraEvent::Disconnected { reason }),
-                    Ok(Msg::Reopened(description)) => {
+                    Ok(Msg::Reopened(description, format)) => {
                         self.description = description.clone();
+                        self.format = format;
                         self.events.push_back(CameraEvent::Reopened { description });
                     }
                     Err(RecvTimeoutError::Timeout) => return Err(CameraError::Timeout(timeout)),
@@ -390,6 +471,14 @@ mod imp {
 
         fn dropped(&self) -> u64 {
             self.dropped
+        }
+
+        fn skipped(&self) -> u64 {
+            self.skipped.load(Ordering::Relaxed)
+        }
+
+        fn stream_format(&self) -> Option<StreamFormat> {
+            Some(self.format.clone())
         }
 
         fn poll_event(&mut self) -> Option<CameraEvent> {
@@ -429,7 +518,28 @@ mod imp {
                 CameraFormat::new_from(320, 240, FrameFormat::MJPEG, 30),
             ];
             assert_eq!(r[0].fulfill(&odd), None);
-            assert_eq!(r[2].fulfill(&odd), Some(odd[0]));
+            assert_eq!(r[3].fulfill(&odd), Some(odd[0]));
+            // An NV12-only camera (common on laptops) is served by the third request, at the wanted size.
+            let nv12_only = [
+                CameraFormat::new_from(1280, 720, FrameFormat::NV12, 30),
+                CameraFormat::new_from(640, 480, FrameFormat::NV12, 30),
+            ];
+            assert_eq!(r[1].fulfill(&nv12_only), None);
+            assert_eq!(r[2].fulfill(&nv12_only), Some(nv12_only[1]));
+            // A format we do not decode is never chosen: the YUYV request serves this camera; and the last
+            // request, whose highest size is offered only in GRAY, matches nothing rather than GRAY.
+            let gray = [
+                CameraFormat::new_from(1920, 1080, FrameFormat::GRAY, 30),
+                CameraFormat::new_from(640, 480, FrameFormat::YUYV, 30),
+            ];
+            assert_eq!(r[1].fulfill(&gray), Some(gray[1]));
+            assert_eq!(r[3].fulfill(&gray), None);
+            // camera.format = "nv12" asks for NV12 only, even where YUYV is offered at the wanted size.
+            let pinned = format_requests(&CameraConfig { format: FormatSetting::Nv12, ..c });
+            let both = [nv12_only[1], CameraFormat::new_from(640, 480, FrameFormat::YUYV, 15)];
+            assert_eq!(pinned.len(), 2);
+            assert_eq!(pinned[0].fulfill(&both), Some(nv12_only[1]));
+            assert_eq!(pinned[1].fulfill(&yuyv_only), None);
         }
     }
 }
@@ -461,6 +571,19 @@ mod tests {
             assert_eq!(parsed, sel, "{text}");
             assert_eq!(candidates(&parsed, &devices), want, "{text}");
         }
+    }
+
+    #[test]
+    fn busy_and_missing_devices_are_told_apart() {
+        assert!(is_busy_reason("Device or resource busy (os error 16)"));
+        assert!(is_busy_reason("Error: SetPropertyError: EBUSY"));
+        assert!(!is_busy_reason("No such file or directory (os error 2)"));
+        let missing = missing_node(&DeviceSelector::Path("/dev/video-not-here".into()));
+        assert!(missing.is_some_and(|m| m.contains("/dev/video-not-here does not exist")));
+        assert!(missing_node(&DeviceSelector::Index(4096)).is_some_and(|m| m.contains("/dev/video4096")));
+        assert_eq!(missing_node(&DeviceSelector::Any), None);
+        assert_eq!(missing_node(&DeviceSelector::Name("Logitech".into())), None);
+        assert_eq!(missing_node(&DeviceSelector::Path("/dev/null".into())), None);
     }
 
     #[cfg(unix)]

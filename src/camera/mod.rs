@@ -1,9 +1,10 @@
 //! Camera sources. Owns the [`FrameSource`] trait, the [`Frame`] type, the `[camera]` configuration, frame decoding
-//! (MJPEG, YUYV) and the three sources: a real camera through nokhwa/V4L2 ([`device`]), a replay of files
+//! (MJPEG, YUYV, NV12) and the three sources: a real camera through nokhwa/V4L2 ([`device`]), a replay of files
 //! ([`replay`]) and the bundled demo frames ([`demo`]). Sources run on the camera thread started by
 //! [`CameraWorker`], which creates them there (nokhwa's camera is not `Send`); consumers (the UI preview, the
 //! capture checks) take the latest frame from the worker on their own threads.
 
+use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -12,11 +13,12 @@ mod config;
 pub mod demo;
 pub mod device;
 pub mod mjpeg;
+pub mod nv12;
 pub mod replay;
 mod worker;
 pub mod yuyv;
 
-pub use config::{CameraConfig, SourceSetting};
+pub use config::{CameraConfig, FormatSetting, SourceSetting};
 pub use demo::{DemoScene, DemoSource, Scene};
 pub use device::{DeviceInfo, DeviceSelector};
 pub use replay::ReplaySource;
@@ -41,6 +43,22 @@ pub struct Frame {
     pub captured_at: Instant,
 }
 
+/// The format a camera streams in, as negotiated with its driver (for `cameras --check` and the logs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamFormat {
+    /// The pixel format: `MJPEG`, `YUYV` or `NV12`.
+    pub pixel_format: String,
+    /// Frame width, pixels.
+    pub width: u32,
+    /// Frame height, pixels.
+    pub height: u32,
+    /// Frames per second asked of the driver. Whole numbers only: nokhwa 0.10 lists only frame intervals of 1/N s,
+    /// so a rate such as 12.5 or 7.5 fps is never offered to negotiation.
+    pub fps: u32,
+    /// The device node, `/dev/video0`.
+    pub device: String,
+}
+
 /// Why a source gave no frame, or could not be opened.
 #[derive(Debug, Error)]
 pub enum CameraError {
@@ -53,6 +71,14 @@ pub enum CameraError {
     /// The camera exists but could not be opened or started.
     #[error("cannot open camera {device}: {reason}")]
     Open {
+        /// The device (index, path or name).
+        device: String,
+        /// What the driver said.
+        reason: String,
+    },
+    /// The camera exists but another program is using it (the driver answered EBUSY); retried like a disconnect.
+    #[error("camera {device} is busy, another program is using it: {reason}")]
+    Busy {
         /// The device (index, path or name).
         device: String,
         /// What the driver said.
@@ -193,6 +219,14 @@ pub trait FrameSource {
     fn poll_event(&mut self) -> Option<CameraEvent> {
         None
     }
+    /// Frames the driver delivered that were skipped because decoding was behind (a camera only; newest wins).
+    fn skipped(&self) -> u64 {
+        0
+    }
+    /// The negotiated format of a camera; `None` for replay and demo sources.
+    fn stream_format(&self) -> Option<StreamFormat> {
+        None
+    }
 }
 
 impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
@@ -210,6 +244,12 @@ impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
     }
     fn poll_event(&mut self) -> Option<CameraEvent> {
         (**self).poll_event()
+    }
+    fn skipped(&self) -> u64 {
+        (**self).skipped()
+    }
+    fn stream_format(&self) -> Option<StreamFormat> {
+        (**self).stream_format()
     }
 }
 

@@ -3,7 +3,7 @@
 //! through [`FrameTap`]s. Events (opened, disconnected, reopened, frames dropped) go out on a bounded channel.
 //! [`CameraWorker::shutdown`] stops and joins the thread within a deadline.
 
-use super::{CameraConfig, CameraError, CameraEvent, Frame, FrameSource};
+use super::{CameraConfig, CameraError, CameraEvent, Frame, FrameSource, StreamFormat};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -28,6 +28,11 @@ struct SlotState {
     /// Set when the thread ends: why no more frames will come.
     ended: Option<String>,
     end_of_replay: bool,
+    /// The source's negotiated format (a camera's; refreshed when it reopens).
+    format: Option<StreamFormat>,
+    /// The source's own counters: corrupt frames dropped, frames skipped while decoding was behind.
+    source_dropped: u64,
+    source_skipped: u64,
 }
 
 struct Slot {
@@ -86,6 +91,13 @@ impl FrameTap {
     /// camera).
     pub fn replaced(&self) -> u64 {
         self.slot.lock().replaced
+    }
+
+    /// The source's counters: (corrupt frames dropped, frames the driver delivered that were skipped because
+    /// decoding was behind).
+    pub fn source_counts(&self) -> (u64, u64) {
+        let st = self.slot.lock();
+        (st.source_dropped, st.source_skipped)
     }
 }
 
@@ -150,6 +162,7 @@ impl CameraWorker {
                     }
                 };
                 let (description, demo) = (source.describe(), source.is_demo());
+                t_slot.lock().format = source.stream_format();
                 if opened_tx.send(Ok((description.clone(), demo))).is_err() {
                     return;
                 }
@@ -187,6 +200,11 @@ impl CameraWorker {
     /// What is running (device and format, replay path, DEMO).
     pub fn describe(&self) -> &str {
         &self.description
+    }
+
+    /// The camera's negotiated format (the latest, after a reopen); `None` for replay and demo sources.
+    pub fn stream_format(&self) -> Option<StreamFormat> {
+        self.slot.lock().format.clone()
     }
 
     /// True when the bundled demo frames are running: show DEMO.
@@ -274,13 +292,24 @@ fn run(
             match &e {
                 CameraEvent::Disconnected { .. } if !connected => continue,
                 CameraEvent::Disconnected { .. } => connected = false,
-                CameraEvent::Reopened { .. } if connected => continue,
-                CameraEvent::Reopened { .. } => connected = true,
+                CameraEvent::Reopened { .. } => {
+                    // A reopened camera may have negotiated another format (another camera under the same name).
+                    slot.lock().format = source.stream_format();
+                    if connected {
+                        continue;
+                    }
+                    connected = true;
+                }
                 _ => {}
             }
             send(events, e);
         }
         let dropped = source.dropped();
+        {
+            let mut st = slot.lock();
+            st.source_dropped = dropped;
+            st.source_skipped = source.skipped();
+        }
         if dropped > dropped_reported && last_drop_report.is_none_or(|t| t.elapsed() >= DROP_REPORT_INTERVAL) {
             send(events, CameraEvent::FramesDropped { count: dropped - dropped_reported });
             dropped_reported = dropped;

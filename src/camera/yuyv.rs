@@ -36,6 +36,16 @@ pub fn yuyv_to_rgb(width: u32, height: u32, data: &[u8]) -> Result<RgbImage, Fra
     RgbImage::from_raw(width, height, out).ok_or(FrameError::Length { expected: pixels * 3, actual: 0 })
 }
 
+/// One pixel's RGB from its Y, U, V samples (BT.601 limited range, integer), for the other packings of the same
+/// samples (NV12).
+#[inline(always)]
+pub(crate) fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
+    let d = i32::from(u) - 128;
+    let e = i32::from(v) - 128;
+    let y = 298 * (i32::from(y) - 16);
+    [clamp8((y + 409 * e + 128) >> 8), clamp8((y - 100 * d - 208 * e + 128) >> 8), clamp8((y + 516 * d + 128) >> 8)]
+}
+
 #[inline(always)]
 fn clamp8(v: i32) -> u8 {
     v.clamp(0, 255) as u8

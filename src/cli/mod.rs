@@ -68,8 +68,13 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Print the effective configuration, secrets redacted.
     Config,
-    /// List the cameras found and the replay and demo sources.
-    Cameras(JsonFlag),
+    /// List the cameras found and the replay and demo sources; with --check, test the configured camera.
+    #[command(
+        after_help = "Exit codes:\n  0  listed; with --check: the camera delivered frames within its deadlines\n  \
+                            4  the selected source cannot work; with --check: no camera, busy, no frames in time, or \
+                            the disconnect and reopen did not happen"
+    )]
+    Cameras(CamerasArgs),
     /// The operator console: the queue of applications on this kiosk, with retry and purge (a desktop window).
     Operator,
     /// Render every main screen to PNG without a display, from demo data (for the README gallery and reviews).
@@ -87,6 +92,31 @@ pub struct JsonFlag {
     /// Print one JSON object on stdout instead of readable lines.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `cameras`.
+#[derive(Debug, Args)]
+pub struct CamerasArgs {
+    /// Open the configured camera the way the kiosk does, read frames, run the face checks on the last one and
+    /// report the format, the frame rate and the time to the first frame (for support staff and the VM test).
+    #[arg(long)]
+    pub check: bool,
+    /// Frames to decode (with --check).
+    #[arg(long, value_name = "N", default_value_t = 30, requires = "check",
+          value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    pub frames: u32,
+    /// Save the last frame as PNG (with --check).
+    #[arg(long, value_name = "FILE", requires = "check")]
+    pub save: Option<PathBuf>,
+    /// After the frames, wait for the camera to be disconnected and to come back, then decode the frames again
+    /// (unplug and replug it, or set vivid's disconnect control). With --check.
+    #[arg(long, requires = "check")]
+    pub expect_disconnect: bool,
+    /// Longest wait, in seconds, for the disconnect and again for the reopen (with --expect-disconnect).
+    #[arg(long, value_name = "S", default_value_t = 60, requires = "expect_disconnect")]
+    pub wait: u64,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 /// `enroll`.
@@ -275,7 +305,8 @@ pub fn main() -> ExitCode {
             print!("{}", loaded.render());
             Exit::Done
         }
-        Some(Command::Cameras(out)) => camera_cmd::cameras(&loaded, out),
+        Some(Command::Cameras(args)) if args.check => camera_cmd::check(&loaded, args),
+        Some(Command::Cameras(args)) => camera_cmd::cameras(&loaded, args.out),
         Some(Command::Inspect(args)) => inspect_cmd::inspect(&loaded, args),
         Some(Command::Operator) => kiosk_cmd::operator(&loaded),
         Some(Command::Screenshot(args)) => kiosk_cmd::screenshot(args),
