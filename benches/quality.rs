@@ -21,6 +21,16 @@ fn face_frame() -> RgbImage {
     canvas
 }
 
+/// A 1280x720 frame of a customer standing back: the face is 1/12 of the frame height (found by the fine pass).
+fn far_frame() -> RgbImage {
+    // The astronaut's face is about 0.29 of the photo's height; 1/12 of 720 px is 60 px.
+    let side = (60.0 / 0.29) as u32;
+    let a = DynamicImage::ImageRgb8(astronaut()).resize_exact(side, side, image::imageops::FilterType::Triangle);
+    let mut canvas = RgbImage::from_pixel(1280, 720, Rgb([118, 124, 130]));
+    image::imageops::overlay(&mut canvas, &a.into_rgb8(), 640 - i64::from(side) * 435 / 1000, 300);
+    canvas
+}
+
 /// A 1280x720 frame with a light ID card (printed lines, the astronaut as portrait) filling the guide.
 fn card_frame() -> RgbImage {
     let (cw, ch) = (1024u32, 645u32);
@@ -95,12 +105,39 @@ fn benches(c: &mut Criterion) {
     let dm = median_ms(runs, || {
         black_box(q.check(Mode::DocumentFront, black_box(&card)));
     });
+    // No face at the coarse scale: both passes run (the worst case of the face check).
+    let far = far_frame();
+    let vfar = q.check(Mode::Face, &far);
+    let farm = median_ms(runs, || {
+        black_box(q.check(Mode::Face, black_box(&far)));
+    });
+    let empty = RgbImage::from_pixel(1280, 720, Rgb([118, 124, 130]));
+    let emptym = median_ms(runs, || {
+        black_box(q.check(Mode::Face, black_box(&empty)));
+    });
     report(
         long,
         &format!(
             "face check 1280x720 (one core): {:.2} ms CPU, {:.2} ms wall (target <= 33 ms), accepted={}, median of \
              {runs}",
             fm.1, fm.0, v.accepted
+        ),
+    );
+    report(
+        long,
+        &format!(
+            "face check 1280x720, customer standing back (face 1/12 of the height, coarse and fine pass): {:.2} ms \
+             CPU, {:.2} ms wall (target <= 33 ms), hint={:?}, median of {runs}",
+            farm.1,
+            farm.0,
+            vfar.main_hint().map(|h| h.code())
+        ),
+    );
+    report(
+        long,
+        &format!(
+            "face check 1280x720, nobody there (both passes): {:.2} ms CPU, {:.2} ms wall, median of {runs}",
+            emptym.1, emptym.0
         ),
     );
     report(

@@ -43,6 +43,48 @@ pub struct Config {
     pub kiosk: crate::view::KioskConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[demo]`: whether the product runs as a demo.
+    pub demo: DemoConfig,
+}
+
+/// `[demo]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Run as a demo: the built-in sandbox API when no `api.base_url` is set, the bundled demo pictures when
+    /// `camera.source = auto` finds no camera, a windowed kiosk. Unset: a demo only when nothing is configured (no
+    /// config file, no `api.*` setting, no API key). `false`: never a demo, even with nothing configured. The
+    /// `--demo` flag sets it to `true`.
+    pub enabled: Option<bool>,
+}
+
+/// Whether the product runs as a demo or for real; decided once when the configuration is loaded. Demo stand-ins
+/// (the embedded sandbox, the demo camera) are only ever used in [`RunMode::Demo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// A demo, because nothing is configured or because it was asked for.
+    Demo {
+        /// True when asked for (`--demo`, `demo.enabled`), false when nothing is configured.
+        asked: bool,
+    },
+    /// A real kiosk: the configured API and a real camera, or nothing.
+    Production,
+}
+
+impl RunMode {
+    /// True in demo mode.
+    pub fn is_demo(self) -> bool {
+        matches!(self, RunMode::Demo { .. })
+    }
+
+    /// One line for `config`, the logs and errors.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RunMode::Demo { asked: true } => "demo (asked for with --demo or demo.enabled)",
+            RunMode::Demo { asked: false } => "demo (nothing is configured: no config file, no api.* setting, no key)",
+            RunMode::Production => "production (the configured API and a real camera; no sandbox, no demo pictures)",
+        }
+    }
 }
 
 /// `[storage]`.
@@ -111,6 +153,8 @@ pub struct Loaded {
     pub sources: BTreeMap<String, String>,
     /// The file read, if any.
     pub file: Option<PathBuf>,
+    /// Demo or production.
+    pub mode: RunMode,
 }
 
 /// Why the configuration could not be loaded. Messages name the key and never contain a secret.
@@ -229,6 +273,29 @@ pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Lo
             "api.base_url is set but no API key is configured: set api.key_file or EKYC_API_KEY".into(),
         ));
     }
+    if api_key.is_some() && config.api.base_url.is_none() {
+        // A key means a real API was meant: sending to the built-in sandbox instead would tell customers their
+        // application was accepted when it went nowhere.
+        let from = match &key_source {
+            KeySource::Env => "EKYC_API_KEY".to_string(),
+            KeySource::File(p) => format!("api.key_file ({})", p.display()),
+            KeySource::None => "the API key".to_string(),
+        };
+        return Err(ConfigError::Invalid(format!(
+            "api.base_url: an API key is configured ({from}) but api.base_url is not set; set api.base_url \
+             (EKYC_API_BASE_URL) to the API the key belongs to. The built-in sandbox is only for demos."
+        )));
+    }
+    let nothing_configured =
+        file.is_none() && api_key.is_none() && !sources.keys().any(|k| k.starts_with("api.") || k == "demo.enabled");
+    let mode = match config.demo.enabled {
+        Some(true) => RunMode::Demo { asked: true },
+        Some(false) => RunMode::Production,
+        None if nothing_configured => RunMode::Demo { asked: false },
+        None => RunMode::Production,
+    };
+    let mut config = config;
+    config.camera.demo_fallback = mode.is_demo();
 
     let staff_pin = match (staff_pin_env, &config.kiosk.staff_pin_file) {
         (Some(raw), _) => Some(
@@ -244,7 +311,7 @@ pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Lo
         (None, None) => None,
     };
 
-    Ok(Loaded { config, api_key, key_source, staff_pin, sources, file: file.map(Path::to_owned) })
+    Ok(Loaded { config, api_key, key_source, staff_pin, sources, file: file.map(Path::to_owned), mode })
 }
 
 impl Config {
@@ -270,10 +337,11 @@ impl Loaded {
             out.push_str(&format!(", then {}", f.display()));
         }
         out.push_str(", then EKYC_* environment variables\n");
+        out.push_str(&format!("# run mode: {}\n", self.mode.describe()));
         let key = match &self.key_source {
             KeySource::Env => "set from EKYC_API_KEY (redacted)".to_string(),
             KeySource::File(p) => format!("read from {} (redacted)", p.display()),
-            KeySource::None if self.config.api.base_url.is_none() => {
+            KeySource::None if self.config.api.base_url.is_none() && self.mode.is_demo() => {
                 "none (the built-in sandbox generates its own)".to_string()
             }
             KeySource::None => "none".to_string(),
@@ -281,8 +349,13 @@ impl Loaded {
         out.push_str(&format!("# api key: {key}\n"));
         let pin = if self.staff_pin.is_some() { "set (redacted)" } else { "none (the kiosk has no operator screen)" };
         out.push_str(&format!("# staff pin: {pin}\n"));
-        if self.config.api.base_url.is_none() {
-            out.push_str("# api.base_url is unset: commands that need the API start the built-in sandbox\n");
+        match (&self.config.api.base_url, self.mode.is_demo()) {
+            (Some(_), _) => {}
+            (None, true) => {
+                out.push_str("# api.base_url is unset: commands that need the API start the built-in sandbox\n")
+            }
+            (None, false) => out
+                .push_str("# api.base_url is unset and this is not a demo: commands that need the API refuse to run\n"),
         }
         for (k, src) in &self.sources {
             let src = if src == "file" { "the config file" } else { src.as_str() };
@@ -452,7 +525,8 @@ pub fn known_keys() -> Vec<String> {
 }
 
 /// Keys whose default is "unset", so they do not appear when the defaults are serialized.
-pub const OPTIONAL_KEYS: &[&str] = &["api.base_url", "api.key_file", "face_match.min_score", "kiosk.staff_pin_file"];
+pub const OPTIONAL_KEYS: &[&str] =
+    &["api.base_url", "api.key_file", "face_match.min_score", "kiosk.staff_pin_file", "demo.enabled"];
 
 fn collect_leaves(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
     for (k, v) in t {
@@ -546,6 +620,51 @@ mod tests {
     }
 
     #[test]
+    fn demo_only_when_nothing_is_configured_or_asked_for() {
+        let data = ("EKYC_DATA_DIR", "/tmp/x");
+        // Nothing configured: a demo, whose camera may fall back to the demo pictures.
+        let l = load_with_env(None, &env(&[data])).unwrap();
+        assert_eq!(l.mode, RunMode::Demo { asked: false });
+        assert!(l.config.camera.demo_fallback);
+        assert!(l.render().contains("run mode: demo"), "{}", l.render());
+        // Asked for, even with API settings that need no key.
+        let l = load_with_env(None, &env(&[data, ("EKYC_DEMO_ENABLED", "true"), ("EKYC_API_CONNECT_TIMEOUT", "3s")]))
+            .unwrap();
+        assert_eq!(l.mode, RunMode::Demo { asked: true });
+        // Any API setting, a config file, or demo.enabled = false: production, and the camera never falls back.
+        for e in [&[data, ("EKYC_API_CONNECT_TIMEOUT", "3s")][..], &[data, ("EKYC_DEMO_ENABLED", "false")][..]] {
+            let l = load_with_env(None, &env(e)).unwrap();
+            assert_eq!(l.mode, RunMode::Production, "{e:?}");
+            assert!(!l.config.camera.demo_fallback);
+            assert!(l.render().contains("commands that need the API refuse to run"), "{}", l.render());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "k.toml", "[camera]\nfps = 25\n");
+        assert_eq!(load_with_env(Some(&f), &env(&[data])).unwrap().mode, RunMode::Production);
+        let f = write(dir.path(), "d.toml", "[demo]\nenabled = true\n");
+        assert_eq!(load_with_env(Some(&f), &env(&[data])).unwrap().mode, RunMode::Demo { asked: true });
+        // A configured API is production.
+        let l =
+            load_with_env(None, &env(&[data, ("EKYC_API_BASE_URL", "https://kyc.example.com"), ("EKYC_API_KEY", "k")]))
+                .unwrap();
+        assert_eq!(l.mode, RunMode::Production);
+    }
+
+    #[test]
+    fn a_key_without_a_base_url_is_refused_naming_both() {
+        // Before, this silently used the built-in sandbox and told the customer "accepted".
+        for mode in [None, Some("true")] {
+            let mut e = vec![("EKYC_API_KEY", "sk_live_1"), ("EKYC_DATA_DIR", "/tmp/x")];
+            if let Some(m) = mode {
+                e.push(("EKYC_DEMO_ENABLED", m));
+            }
+            let err = load_with_env(None, &env(&e)).unwrap_err().to_string();
+            assert!(err.starts_with("api.base_url:") && err.contains("EKYC_API_KEY"), "{err}");
+            assert!(!err.contains("sk_live_1"), "the key is never printed: {err}");
+        }
+    }
+
+    #[test]
     fn base_url_without_a_key_is_refused() {
         let e = load_with_env(None, &env(&[("EKYC_API_BASE_URL", "https://kyc.example.com")])).unwrap_err();
         assert!(e.to_string().contains("no API key"), "{e}");
@@ -558,7 +677,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = write(dir.path(), "key", "sk_secret_value\n");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let cfg = write(dir.path(), "c.toml", &format!("[api]\nkey_file = \"{}\"\n", key.display()));
+        let cfg = write(
+            dir.path(),
+            "c.toml",
+            &format!("[api]\nbase_url = \"https://kyc.example.com\"\nkey_file = \"{}\"\n", key.display()),
+        );
         let e = load_with_env(Some(&cfg), &[]).unwrap_err().to_string();
         assert!(e.contains("readable by group or others") && e.contains("chmod 600"), "{e}");
         assert!(!e.contains("sk_secret_value"));

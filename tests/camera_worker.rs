@@ -183,8 +183,9 @@ fn demo_fallback_when_no_camera_exists() {
         eprintln!("skipped: this machine has cameras: {devices:?}");
         return;
     }
+    // In demo mode (`demo_fallback`, set by the run mode) `auto` falls back to the demo; `demo` always is.
     for source in [SourceSetting::Auto, SourceSetting::Demo] {
-        let cfg = CameraConfig { source: source.clone(), ..quick_config() };
+        let cfg = CameraConfig { source: source.clone(), demo_fallback: true, ..quick_config() };
         let worker = CameraWorker::spawn(&cfg).unwrap();
         assert!(worker.is_demo(), "{source:?}");
         assert!(worker.describe().contains("DEMO"));
@@ -195,8 +196,11 @@ fn demo_fallback_when_no_camera_exists() {
         worker.shutdown(Duration::from_secs(2)).unwrap();
     }
     // `device` does not fall back: no camera is an error.
-    let cfg = CameraConfig { source: SourceSetting::Device, ..quick_config() };
+    let cfg = CameraConfig { source: SourceSetting::Device, demo_fallback: true, ..quick_config() };
     assert!(CameraWorker::spawn(&cfg).is_err());
+    // Outside demo mode `auto` does not either: the camera is unavailable, never sample pictures.
+    let cfg = CameraConfig { source: SourceSetting::Auto, demo_fallback: false, ..quick_config() };
+    assert!(matches!(CameraWorker::spawn(&cfg), Err(CameraError::NoDevice(_))));
 }
 
 #[test]

@@ -149,3 +149,74 @@ fn only_an_accepted_frame_becomes_a_checked_capture() {
     let refused = q.capture(Mode::Face, blurred(&good_face(), 4.0)).unwrap_err();
     assert_eq!(refused.main_hint(), Some(Hint::HoldStill));
 }
+
+/// The head-pose check (left-right symmetry of the face's gradients) on more than one face: it accepts frontal
+/// faces (the astronaut at several sizes and positions, the demo camera's portrait held still, each face of the
+/// group photo) and refuses the same faces turned away (a 2-D stand-in for a turned head, see
+/// `capture_common::yawed`) and a real profile. Prints the accept and refuse rates the README reports
+/// (`cargo test --test capture_checks head_pose -- --nocapture`).
+#[test]
+fn head_pose_accepts_frontal_faces_and_refuses_turned_ones() {
+    use ekyc_kiosk::camera::demo::{PORTRAIT_FACE_CENTRE, approach_frame};
+    let mut q = checker();
+    let a = fixture("astronaut.png");
+    let mut frontal: Vec<(String, RgbImage)> = Vec::new();
+    for share in [0.22, 0.3, 0.45] {
+        for (dx, dy) in [(0, 0), (50, -30), (-50, 30)] {
+            frontal.push((format!("astronaut {share} ({dx},{dy})"), face_frame(&a, share, dx, dy)));
+        }
+    }
+    // The demo camera's portrait, held still and centred, at the size the demo shows it.
+    let portrait = image::load_from_memory(include_bytes!("../assets/demo/frames/portrait.jpg")).unwrap().into_rgb8();
+    let side = (720.0 * 0.30 / ekyc_kiosk::camera::demo::PORTRAIT_FACE_WIDTH) as u32;
+    let portrait = image::imageops::resize(&portrait, side, side, image::imageops::FilterType::Triangle);
+    frontal.push(("demo portrait, held".into(), approach_frame(&portrait, PORTRAIT_FACE_CENTRE, W, H, 1.0)));
+    for (i, f) in group_faces(0.3).into_iter().enumerate() {
+        frontal.push((format!("group face {i}"), f));
+    }
+    // The pose verdict of a frame with exactly one face found (`None`: not judged, e.g. a neighbour's face in a
+    // crop of the group photo, or a turned face the frontal detector no longer finds, which is refused anyway).
+    let pose = |q: &mut QualityChecker, img: &RgbImage| {
+        let v = q.check(Mode::Face, img);
+        (v.faces == 1).then(|| (!v.hints.contains(&Hint::LookAtCamera), v.metrics.face_symmetry.unwrap_or(0.0)))
+    };
+    let mut turned: Vec<(String, RgbImage)> = Vec::new();
+    for (name, img) in &frontal {
+        let face = face_in(img);
+        turned.push((format!("{name}, turned"), yawed(img, face, 1.0)));
+    }
+    let mut table = String::new();
+    let mut rate = |q: &mut QualityChecker, set: &[(String, RgbImage)], frontal: bool| {
+        let (mut judged, mut right) = (0, 0);
+        for (name, img) in set {
+            let verdict = pose(q, img);
+            let shown = match verdict {
+                None => "not judged (faces != 1)".to_string(),
+                Some((ok, sym)) => {
+                    judged += 1;
+                    right += usize::from(ok == frontal);
+                    format!("symmetry {sym:.3} {}", if ok { "accepted" } else { "refused" })
+                }
+            };
+            table.push_str(&format!("  {name:<40} {shown}\n"));
+        }
+        (right, judged)
+    };
+    let (astro_ok, astro_n) = rate(&mut q, &frontal[..10], true);
+    let (group_ok, group_n) = rate(&mut q, &frontal[10..], true);
+    let (turned_astro_ok, turned_astro_n) = rate(&mut q, &turned[..10], false);
+    let (turned_group_ok, turned_group_n) = rate(&mut q, &turned[10..], false);
+    let profile = pose(&mut q, &face_frame(&fixture("camera.png"), 0.35, 0, 0));
+    println!(
+        "head pose: astronaut and demo portrait {astro_ok}/{astro_n} accepted, group faces {group_ok}/{group_n} \
+         accepted; turned (2-D stand-in): astronaut and portrait {turned_astro_ok}/{turned_astro_n} refused, group \
+         faces {turned_group_ok}/{turned_group_n} refused; profile photo: {profile:?}\n{table}"
+    );
+    // The astronaut everywhere and the demo portrait held still pass; the same turned, and the profile, do not.
+    assert_eq!(astro_ok, astro_n, "frontal faces refused:\n{table}");
+    assert_eq!(astro_n, 10, "{table}");
+    assert_eq!(turned_astro_ok, turned_astro_n, "turned faces accepted:\n{table}");
+    assert!(profile.is_none_or(|(ok, _)| !ok), "the profile is refused: {profile:?}");
+    // The group's small faces, upscaled from a crowd photo, mostly pass (some of those people look aside).
+    assert!(group_ok * 10 >= group_n * 8, "group faces refused:\n{table}");
+}

@@ -23,6 +23,15 @@ fn save(dir: &Path, name: &str, img: &image::RgbImage) -> PathBuf {
     p
 }
 
+/// `img` as a webcam's MJPEG frame: a JPEG whose Huffman tables are left out (the standard ones are implied).
+fn webcam_frame(dir: &Path, name: &str, img: &image::RgbImage) -> PathBuf {
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(img).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, ekyc_kiosk::camera::mjpeg::remove_huffman_tables(&jpeg).unwrap()).unwrap();
+    p
+}
+
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -38,6 +47,10 @@ fn inspect_reports_verdict_hints_and_exit_codes() {
         (save(d, "good.jpg", &good_face()), false, 0, None),
         (save(d, "blurred.png", &blurred(&good_face(), 4.0)), false, 3, Some("hold_still")),
         (save(d, "far.png", &face_frame(&fixture("astronaut.png"), 0.14, 0, 0)), false, 3, Some("move_closer")),
+        // A customer standing back: the face is 1/12 of the frame height, and is still found (issue #10).
+        (save(d, "far12.png", &face_frame(&fixture("astronaut.png"), 1.0 / 12.0, 0, 0)), false, 3, Some("move_closer")),
+        // A frame saved from a webcam's MJPEG stream, without Huffman tables: decoded as the camera path does.
+        (webcam_frame(d, "webcam.jpg", &good_face()), false, 0, None),
         (save(d, "group.png", &group()), false, 3, Some("only_one_person")),
         (fixtures.join("camera.png"), false, 3, Some("look_at_camera")),
         (fixtures.join("chelsea.png"), false, 3, Some("look_at_camera")),

@@ -286,3 +286,85 @@ fn liveness_errors_through_the_library() {
         e.code()
     );
 }
+
+/// The binary with nothing but `env` configured (and its own data directory).
+fn bare(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ekyc-kiosk"));
+    cmd.args(args).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("EKYC_DATA_DIR", data);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    Run {
+        exit: out.status.code().unwrap_or(-1),
+        json: serde_json::from_str(stdout.trim()).unwrap_or(Value::Null),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+/// What `ekyc-kiosk config` prints with only `env` configured.
+fn config_text(data: &Path, env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ekyc-kiosk"));
+    cmd.arg("config").env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("EKYC_DATA_DIR", data);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Demo stand-ins only when nothing is configured or a demo is asked for; every production misconfiguration is
+/// refused with its message, exit 4, and nothing is saved (issue #10).
+#[test]
+fn a_configured_kiosk_never_falls_back_to_the_sandbox_and_a_bare_one_is_a_demo() {
+    let c = contact();
+    let (front, face) = (asset("assets/demo/id-front.jpg"), asset("assets/demo/face.jpg"));
+    let enroll: Vec<String> = ["enroll", "--front", front.to_str().unwrap(), "--face", face.to_str().unwrap()]
+        .into_iter()
+        .map(String::from)
+        .chain(["--email".into(), c.0.clone(), "--phone".into(), c.1.clone(), "--json".into()])
+        .collect();
+    let enroll: Vec<&str> = enroll.iter().map(String::as_str).collect();
+
+    // Nothing configured: a demo, sent to the built-in sandbox.
+    let data = tempfile::tempdir().unwrap();
+    let run = bare(data.path(), &[], &enroll);
+    assert_eq!((run.exit, run.json["state"].as_str()), (0, Some("done")), "{}", run.stderr);
+    assert!(config_text(data.path(), &[]).contains("# run mode: demo (nothing is configured"));
+
+    // A key without api.base_url: before, this used the built-in sandbox and said "done".
+    let data = tempfile::tempdir().unwrap();
+    let run = bare(data.path(), &[("EKYC_API_KEY", "sk_live_abc")], &enroll);
+    let said = format!("{} {}", run.stderr, run.json);
+    assert_eq!(run.exit, 4, "{said}");
+    assert!(said.contains("api.base_url") && said.contains("EKYC_API_KEY"), "{said}");
+    assert!(!said.contains("sk_live_abc"));
+    assert!(!data.path().join("queue.db").exists(), "nothing was saved");
+
+    // A configuration file without an API: production, nothing saved, the message says how to run a demo.
+    let file = data.path().join("kiosk.toml");
+    std::fs::write(&file, "[camera]\nfps = 25\n").unwrap();
+    for args in [&enroll[..], &["queue", "drain", "--timeout", "1"][..], &["requests", "list"][..]] {
+        let run = bare(data.path(), &[("EKYC_CONFIG", file.to_str().unwrap())], args);
+        // `--json` says it in the JSON object, the others on standard error.
+        let said = format!("{} {}", run.stderr, run.json);
+        assert_eq!(run.exit, 4, "{args:?}: {said}");
+        assert!(said.contains("no API is configured") && said.contains("--demo"), "{said}");
+        assert!(!said.contains("sandbox listening"), "{said}");
+    }
+    assert!(!data.path().join("sandbox-state.json").exists(), "no sandbox started");
+    let shown = config_text(data.path(), &[("EKYC_CONFIG", file.to_str().unwrap())]);
+    assert!(shown.contains("# run mode: production") && shown.contains("refuse to run"), "{shown}");
+
+    // The same file with --demo: the demo is asked for, and works.
+    let c = contact();
+    let mut demo = enroll.clone();
+    let (e, p) = (c.0.as_str(), c.1.as_str());
+    demo[6] = e;
+    demo[8] = p;
+    demo.push("--demo");
+    let run = bare(data.path(), &[("EKYC_CONFIG", file.to_str().unwrap())], &demo);
+    assert_eq!((run.exit, run.json["state"].as_str()), (0, Some("done")), "{}", run.stderr);
+}

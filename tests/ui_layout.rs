@@ -109,7 +109,7 @@ fn walk(size: (u32, u32)) {
     k.view.pump();
     check(&k, size, "console: queue locked");
     k.press("Exit");
-    assert!(k.view.state().out_of_service);
+    assert!(k.view.state().out_of_service.queue_locked);
     check(&k, size, "welcome, out of service");
 }
 

@@ -10,7 +10,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CameraConfig {
-    /// Where frames come from: `auto` (a camera, else the demo frames), `device`, `demo`, or `replay:PATH`.
+    /// Where frames come from: `auto` (a camera; in demo mode, else the demo frames), `device`, `demo`, or
+    /// `replay:PATH`.
     pub source: SourceSetting,
     /// Which camera: empty (the first that opens), an index (`0`), a device path (`/dev/video2`,
     /// `/dev/v4l/by-id/...`) or part of its name (`Logitech`, case-insensitive).
@@ -33,6 +34,11 @@ pub struct CameraConfig {
     /// Longest wait between reopen attempts.
     #[serde(with = "humantime_serde")]
     pub reopen_backoff_max: Duration,
+    /// Whether `auto` may fall back to the demo frames when no camera is found. Not a configuration key: set from
+    /// the run mode when the configuration is loaded (true only in demo mode), so a production kiosk whose camera
+    /// is unplugged says the camera is unavailable instead of showing sample pictures.
+    #[serde(skip)]
+    pub demo_fallback: bool,
 }
 
 impl Default for CameraConfig {
@@ -47,6 +53,7 @@ impl Default for CameraConfig {
             frame_timeout: Duration::from_secs(3),
             reopen_backoff: Duration::from_millis(500),
             reopen_backoff_max: Duration::from_secs(10),
+            demo_fallback: false,
         }
     }
 }
@@ -87,7 +94,8 @@ impl CameraConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum SourceSetting {
-    /// A camera when one is found, else the bundled demo frames (marked DEMO).
+    /// A camera when one is found; else, in demo mode only, the bundled demo frames (marked DEMO), and outside it
+    /// "camera unavailable".
     Auto,
     /// A camera; none found is an error.
     Device,

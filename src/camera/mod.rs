@@ -17,7 +17,7 @@ mod worker;
 pub mod yuyv;
 
 pub use config::{CameraConfig, SourceSetting};
-pub use demo::DemoSource;
+pub use demo::{DemoScene, DemoSource, Scene};
 pub use device::{DeviceInfo, DeviceSelector};
 pub use replay::ReplaySource;
 pub use worker::{CameraWorker, FrameTap};
@@ -264,23 +264,28 @@ fn decode_limits() -> image::Limits {
 }
 
 /// Builds the source the configuration asks for. Runs on the camera thread (a device source must be created on
-/// the thread that uses it). `auto` falls back to the demo frames only when no camera is found at all.
+/// the thread that uses it). `auto` falls back to the demo frames only when no camera is found at all and the
+/// product runs as a demo (`camera.demo_fallback`); a production kiosk reports the camera as unavailable instead.
 pub fn open_source(config: &CameraConfig) -> Result<Box<dyn FrameSource>, CameraError> {
+    open_source_in(config, DemoScene::default())
+}
+
+/// [`open_source`], with the demo frames (if they are used) showing what `scene` asks for.
+pub fn open_source_in(config: &CameraConfig, scene: DemoScene) -> Result<Box<dyn FrameSource>, CameraError> {
     config.validate()?;
+    let demo = |why: &str| -> Result<Box<dyn FrameSource>, CameraError> {
+        log::warn!("{why}: using the bundled demo frames (DEMO)");
+        Ok(Box::new(DemoSource::with_scene(config, scene.clone())?))
+    };
     match &config.source {
         SourceSetting::Replay(path) => Ok(Box::new(ReplaySource::open(path, config.fps)?)),
-        SourceSetting::Demo => Ok(Box::new(DemoSource::new(config)?)),
+        SourceSetting::Demo => Ok(Box::new(DemoSource::with_scene(config, scene)?)),
         SourceSetting::Device => device::open(config),
         SourceSetting::Auto => match device::list_devices() {
             Ok(list) if !list.is_empty() => device::open(config),
-            Ok(_) => {
-                log::warn!("no camera found: using the bundled demo frames (DEMO)");
-                Ok(Box::new(DemoSource::new(config)?))
-            }
-            Err(CameraError::Unsupported) => {
-                log::warn!("built without camera support: using the bundled demo frames (DEMO)");
-                Ok(Box::new(DemoSource::new(config)?))
-            }
+            Ok(_) if config.demo_fallback => demo("no camera found"),
+            Ok(_) => Err(CameraError::NoDevice("no camera found (camera.source = auto)".into())),
+            Err(CameraError::Unsupported) if config.demo_fallback => demo("built without camera support"),
             Err(e) => Err(e),
         },
     }
@@ -309,7 +314,10 @@ pub fn plan(config: &CameraConfig, devices: &[DeviceInfo]) -> Planned {
             .collect();
         match (picked.is_empty(), devices.is_empty(), required) {
             (false, _, _) => Planned::Device(picked),
-            (true, true, false) => Planned::Demo,
+            (true, true, false) if config.demo_fallback => Planned::Demo,
+            (true, true, false) => {
+                Planned::Unavailable("no camera found (and no demo fallback outside demo mode)".into())
+            }
             (true, true, true) => Planned::Unavailable("no camera found".into()),
             (true, false, _) => Planned::Unavailable(format!("no camera matches camera.device = {:?}", config.device)),
         }
@@ -333,7 +341,7 @@ mod tests {
     #[test]
     fn plan_follows_the_source_setting() {
         let cams = [dev(0, "Logitech C920"), dev(1, "Logitech C920"), dev(2, "Integrated Webcam")];
-        let mut c = CameraConfig::default();
+        let mut c = CameraConfig { demo_fallback: true, ..CameraConfig::default() };
         let cases: Vec<(SourceSetting, &str, &[DeviceInfo], Planned)> = vec![
             (SourceSetting::Auto, "", &[], Planned::Demo),
             (SourceSetting::Auto, "", &cams, Planned::Device(cams.to_vec())),
@@ -351,6 +359,11 @@ mod tests {
         c.source = SourceSetting::Auto;
         c.device = "Razer".into();
         assert!(matches!(plan(&c, &cams), Planned::Unavailable(m) if m.contains("Razer")));
+        // Outside demo mode, `auto` with no camera is unavailable, never the demo frames.
+        c.device = String::new();
+        c.demo_fallback = false;
+        assert!(matches!(plan(&c, &[]), Planned::Unavailable(m) if m.contains("no camera found")));
+        assert_eq!(plan(&c, &cams), Planned::Device(cams.to_vec()));
     }
 
     #[test]

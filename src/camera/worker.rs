@@ -119,9 +119,15 @@ impl CameraWorker {
     /// Starts the camera thread with the source the configuration selects (see [`super::open_source`]) and waits
     /// until it is open, at most `camera.open_timeout` (plus a little for the thread to start).
     pub fn spawn(config: &CameraConfig) -> Result<CameraWorker, CameraError> {
+        Self::spawn_in(config, super::DemoScene::default())
+    }
+
+    /// [`CameraWorker::spawn`], with the demo frames (when the configuration selects them) showing what `scene`
+    /// asks for from one frame to the next.
+    pub fn spawn_in(config: &CameraConfig, scene: super::DemoScene) -> Result<CameraWorker, CameraError> {
         config.validate()?;
         let cfg = config.clone();
-        Self::spawn_with(config, Box::new(move || super::open_source(&cfg)))
+        Self::spawn_with(config, Box::new(move || super::open_source_in(&cfg, scene)))
     }
 
     /// Starts the camera thread with a source built by `make` on that thread (tests, scripted replays:

@@ -1,6 +1,7 @@
-//! Connecting a command to the API: the configured Lapis API, or the built-in sandbox when no `api.base_url` is
-//! set (started in-process on a loopback port; the command says so). Also the shared rendering of an API error
-//! for `--json` output and its exit code. Main thread.
+//! Connecting a command to the API: the configured Lapis API, or, in demo mode only, the built-in sandbox when no
+//! `api.base_url` is set (started in-process on a loopback port; the command says so). Outside demo mode a missing
+//! API is a configuration error: a production kiosk never sends to a stand-in. Also the shared rendering of an API
+//! error for `--json` output and its exit code. Main thread.
 
 use super::Exit;
 use crate::api::{ApiClient, ApiError, ErrorClass};
@@ -16,16 +17,35 @@ pub struct Connection {
     _embedded: Option<Sandbox>,
 }
 
-/// Builds the client for the configured API, or starts the embedded sandbox and points the client at it
-/// (`Sandbox::start_embedded` logs that it is in use, with its address).
+/// Why a production configuration has no API to send to.
+pub(crate) const NO_API: &str = "no API is configured: set api.base_url (EKYC_API_BASE_URL) and the API key \
+     (api.key_file or EKYC_API_KEY). This configuration is not a demo (a config file or an api.* setting is \
+     present), so the built-in sandbox is not used; run with --demo (or demo.enabled = true) to try the product \
+     against it.";
+
+/// Whether this configuration has an API to send to: its own, or in demo mode the built-in sandbox. Checked before
+/// anything is saved, so a production kiosk without an API refuses an application instead of queueing one it can
+/// never send.
+pub(crate) fn check_api(loaded: &Loaded) -> Result<(), String> {
+    match (&loaded.config.api.base_url, &loaded.api_key) {
+        (Some(_), Some(_)) => Ok(()),
+        (Some(_), None) => {
+            Err("api.base_url is set but no API key is configured (api.key_file or EKYC_API_KEY)".into())
+        }
+        (None, Some(_)) => Err("an API key is configured but api.base_url is not set: set api.base_url".into()),
+        (None, None) if loaded.mode.is_demo() => Ok(()),
+        (None, None) => Err(NO_API.into()),
+    }
+}
+
+/// Builds the client for the configured API, or in demo mode starts the embedded sandbox and points the client at
+/// it (`Sandbox::start_embedded` logs that it is in use, with its address).
 pub(crate) fn client_for(loaded: &Loaded) -> Result<(ApiClient, Option<Sandbox>), String> {
     let cfg = &loaded.config;
+    check_api(loaded)?;
     let (base, key, sandbox) = match (&cfg.api.base_url, &loaded.api_key) {
         (Some(url), Some(key)) => (url.clone(), key.clone(), None),
-        (Some(_), None) => {
-            return Err("api.base_url is set but no API key is configured (api.key_file or EKYC_API_KEY)".into());
-        }
-        (None, _) => {
+        _ => {
             let sb = Sandbox::start_embedded(cfg).map_err(|e| format!("cannot start the built-in sandbox: {e}"))?;
             (sb.base_url(), sb.api_key().clone(), Some(sb))
         }

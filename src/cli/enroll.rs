@@ -113,6 +113,10 @@ pub fn run(loaded: &Loaded, args: EnrollArgs) -> Exit {
         Ok(i) => i,
         Err(e) => return refuse(json_out, &e, Exit::Usage),
     };
+    // Nothing is saved for an API this configuration cannot reach (a production kiosk with no API configured).
+    if let Err(e) = super::connect::check_api(loaded) {
+        return refuse(json_out, &format!("not saved: {e}"), Exit::Fatal);
+    }
     let q = match open_queue(loaded) {
         Ok(q) => q,
         Err(e) => return refuse(json_out, &e.to_string(), Exit::Fatal),

@@ -125,14 +125,15 @@ pub fn kiosk(loaded: &Loaded) -> Exit {
     app.global::<Kiosk>().set_hide_cursor(cfg.hide_cursor);
     app.window().set_fullscreen(cfg.fullscreen);
     let mailbox = Mailbox::new(event_loop_wake());
+    log::info!("kiosk: run mode {}", loaded.mode.describe());
     let (backend, live) = match Backend::start(loaded, mailbox.clone()) {
         Ok(b) => b,
-        Err(e) => {
-            log::error!("{e}");
-            eprintln!("error: {e}");
-            return Exit::Fatal;
-        }
+        // No customer is taken, but the screen says so (under a kiosk compositor an exit is a black screen or a
+        // restart loop) and staff read why.
+        Err(e) => return show_out_of_service(app, &e, started),
     };
+    // The kiosk takes no customer without a working camera, and notices when one comes back.
+    live.watch_camera();
     let view = KioskView::new(app, flow, Box::new(live), mailbox.clone());
     match operator_api(loaded, &backend, mailbox) {
         Ok(api) => {
@@ -175,6 +176,51 @@ pub fn kiosk(loaded: &Loaded) -> Exit {
     exit
 }
 
+/// The kiosk whose configuration cannot run (it does not load, or it names no API outside demo mode): the window
+/// opens on the out-of-service notice with the reason for staff, takes no customer, starts nothing (no queue, no
+/// camera, no sandbox), and the process exits 4 when the window is closed. Without a display: the error and exit 4.
+pub fn misconfigured(reason: &str) -> Exit {
+    if !display_available() {
+        log::error!("the kiosk is out of service: {reason}");
+        eprintln!("error: {reason}");
+        return Exit::Fatal;
+    }
+    let app = match AppWindow::new() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: cannot open the kiosk window: {e}");
+            return Exit::Fatal;
+        }
+    };
+    // The configuration did not load: the built-in kiosk defaults (full screen, no pointer) apply.
+    let cfg = crate::view::KioskConfig::default();
+    app.set_frameless(cfg.fullscreen);
+    app.global::<Kiosk>().set_hide_cursor(cfg.hide_cursor);
+    app.window().set_fullscreen(cfg.fullscreen);
+    show_out_of_service(app, reason, Instant::now())
+}
+
+/// Runs `app` on the out-of-service notice with `reason` for staff until it is closed; exits 4.
+fn show_out_of_service(app: AppWindow, reason: &str, started: Instant) -> Exit {
+    log::error!("kiosk out of service: {reason}");
+    eprintln!("error: the kiosk is out of service: {reason}");
+    let k = app.global::<Kiosk>();
+    k.set_config_error(reason.into());
+    k.set_staff_available(false);
+    // Nothing runs that could reach an API: the status bar says offline rather than "checking".
+    k.set_connection_known(true);
+    k.set_online(false);
+    if let Err(e) = slint::invoke_from_event_loop(move || {
+        log::info!("kiosk: out-of-service window shown {} ms after start", started.elapsed().as_millis());
+    }) {
+        log::debug!("cannot schedule the window-shown log line: {e}");
+    }
+    if let Err(e) = app.run() {
+        eprintln!("error: the kiosk window failed: {e}");
+    }
+    Exit::Fatal
+}
+
 /// The operator console, windowed, over the real queue (the uploader runs while it is open, so a retry is sent).
 pub fn operator(loaded: &Loaded) -> Exit {
     if !display_available() {
@@ -211,6 +257,8 @@ pub fn operator(loaded: &Loaded) -> Exit {
     let services: Box<dyn crate::view::Services> = Box::new(live);
     let view = OperatorView::new(app, Rc::new(RefCell::new(services)), Box::new(api));
     view.open();
+    // The status bar's connection state comes from this check (the desktop window has no flow to report it).
+    view.probe_connection();
     let drain = slint::Timer::default();
     let weak = Rc::downgrade(&view);
     drain.start(TimerMode::Repeated, TICK, move || {

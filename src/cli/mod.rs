@@ -33,10 +33,15 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "EKYC_CONFIG")]
     pub config: Option<PathBuf>,
 
-    /// Camera source: auto (a camera, else the demo frames), device, demo, or replay:PATH (a folder of frames, an
-    /// image or an MJPEG file). Overrides camera.source.
+    /// Camera source: auto (a camera; in demo mode, else the demo frames), device, demo, or replay:PATH (a folder
+    /// of frames, an image or an MJPEG file). Overrides camera.source.
     #[arg(long, global = true, value_name = "SOURCE")]
     pub camera: Option<String>,
+
+    /// Run as a demo: the built-in sandbox API when no api.base_url is set, and the demo pictures when no camera is
+    /// found. Without it, the product is a demo only when nothing is configured (sets demo.enabled = true).
+    #[arg(long, global = true)]
+    pub demo: bool,
 
     /// More log output (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -247,12 +252,19 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { Exit::Usage.code() } else { 0 });
         }
     };
-    let overrides: Vec<(String, String)> =
+    let mut overrides: Vec<(String, String)> =
         cli.camera.iter().map(|c| ("EKYC_CAMERA_SOURCE".to_string(), c.clone())).collect();
+    if cli.demo {
+        overrides.push(("EKYC_DEMO_ENABLED".to_string(), "true".to_string()));
+    }
     let loaded = match crate::config::load_with_overrides(cli.config.as_deref(), &overrides) {
         Ok(l) => l,
         Err(e) => {
             init_logger("info", cli.verbose);
+            if cli.command.is_none() {
+                // The kiosk says it is out of service on its screen (and exits 4 when closed).
+                return kiosk_cmd::misconfigured(&e.to_string()).into();
+            }
             eprintln!("error: {e}");
             return Exit::Fatal.into();
         }

@@ -278,6 +278,14 @@ pub fn decode_untrusted(bytes: &[u8]) -> Result<RgbImage, EncodeError> {
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png) {
         return Err(EncodeError::UnsupportedFormat);
     }
+    // A frame saved from a webcam's MJPEG stream carries no Huffman tables (the standard ones are implied): insert
+    // them as the camera path does, so a frame decodes the same wherever it comes from.
+    // A file our frame parser does not follow is left to the general decoder as it is.
+    let tabled = match format {
+        ImageFormat::Jpeg => crate::camera::mjpeg::with_huffman_tables(bytes).ok(),
+        _ => None,
+    };
+    let bytes = tabled.as_deref().unwrap_or(bytes);
     let reader = || image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
     let (width, height) = reader().into_dimensions().map_err(|e| EncodeError::Decode(e.to_string()))?;
     if width == 0 || height == 0 {

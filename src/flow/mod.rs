@@ -172,6 +172,8 @@ pub enum Problem {
     AttemptsExhausted(ErrorCode),
     /// The application could not be saved on the kiosk: nothing was queued.
     NotSaved,
+    /// The camera stopped being available during the captures: nothing was saved, staff must look at the kiosk.
+    CameraUnavailable,
 }
 
 impl Problem {
@@ -179,7 +181,7 @@ impl Problem {
     pub fn code(self) -> Option<ErrorCode> {
         match self {
             Problem::Code(c) | Problem::AttemptsExhausted(c) => Some(c),
-            Problem::NotSaved => None,
+            Problem::NotSaved | Problem::CameraUnavailable => None,
         }
     }
 }
@@ -309,9 +311,25 @@ pub struct FlowState {
     pub status: KioskStatus,
     /// The latest time seen in a tick.
     pub now: Duration,
-    /// The queue cannot save applications (its key is missing or wrong, or it does not answer): the welcome screen
-    /// says the kiosk is out of service and does not start a session. Kiosk-wide: it survives a wipe.
-    pub out_of_service: bool,
+    /// Why the kiosk takes no customer at the moment, if it does not: the welcome screen says it is out of service
+    /// and does not start a session. Kiosk-wide: it survives a wipe.
+    pub out_of_service: OutOfService,
+}
+
+/// The kiosk's own faults that keep customers away. None of them is the customer's to fix: staff are told why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutOfService {
+    /// The queue cannot save applications (its key is missing or wrong, or it does not answer).
+    pub queue_locked: bool,
+    /// No camera can be opened (none found, or it fails to open); the kiosk checks again and recovers by itself.
+    pub camera_unavailable: bool,
+}
+
+impl OutOfService {
+    /// True when any fault keeps customers away.
+    pub fn any(self) -> bool {
+        self.queue_locked || self.camera_unavailable
+    }
 }
 
 impl FlowState {
@@ -324,7 +342,7 @@ impl FlowState {
             session: Session::default(),
             status: KioskStatus::default(),
             now: Duration::ZERO,
-            out_of_service: false,
+            out_of_service: OutOfService::default(),
         }
     }
 
@@ -452,6 +470,8 @@ pub enum Event {
     Status(KioskStatus),
     /// The queue became unable to save applications (true) or able again (false).
     QueueLocked(bool),
+    /// The camera became available (true: it opens) or unavailable (false: none found, or it does not open).
+    CameraAvailable(bool),
     /// Retry screen: the customer pressed the action button.
     RetryAction,
     /// Idle overlay: "I'm still here".

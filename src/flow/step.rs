@@ -26,7 +26,7 @@ pub fn step(state: &FlowState, event: Event) -> (FlowState, Vec<Effect>) {
         }
         Event::Start => {
             // Nobody starts an application that could not be saved.
-            if s.screen == Screen::Welcome && !s.out_of_service {
+            if s.screen == Screen::Welcome && !s.out_of_service.any() {
                 go(&mut s, &mut fx, Screen::Consent);
             }
         }
@@ -170,7 +170,15 @@ pub fn step(state: &FlowState, event: Event) -> (FlowState, Vec<Effect>) {
                 go(&mut s, &mut fx, Screen::Saved);
             }
         }
-        Event::QueueLocked(locked) => s.out_of_service = locked,
+        Event::QueueLocked(locked) => s.out_of_service.queue_locked = locked,
+        Event::CameraAvailable(available) => {
+            s.out_of_service.camera_unavailable = !available;
+            // A customer in the middle of the captures cannot go on: nothing is saved yet, staff must look.
+            if !available && s.screen.camera_mode().is_some() {
+                s.session.problem = Some(Problem::CameraUnavailable);
+                go(&mut s, &mut fx, Screen::AskStaff);
+            }
+        }
         Event::RetryAction => {
             if s.screen == Screen::Retry {
                 retry(&mut s, &mut fx);

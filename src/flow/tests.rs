@@ -492,13 +492,13 @@ fn a_locked_queue_keeps_the_kiosk_out_of_service_until_it_unlocks() {
     let fresh = FlowState::new(FlowConfig::default());
     let (locked, fx) = step(&fresh, Event::QueueLocked(true));
     assert!(fx.is_empty());
-    assert!(locked.out_of_service);
+    assert!(locked.out_of_service.queue_locked && locked.out_of_service.any());
     // Start does nothing: nobody goes through the capture to be told at the end that nothing could be saved.
     let (s, fx) = step(&locked, Event::Start);
     assert_eq!((s.screen, fx.len()), (Screen::Welcome, 0));
     // The language can still change, and the state survives the idle clock and a session's end.
     let (s, _) = run(&s, [Event::SelectLanguage(Language::French), Event::Tick { now: secs(3600) }]);
-    assert!(s.out_of_service);
+    assert!(s.out_of_service.any());
     assert_eq!(s.screen, Screen::Welcome);
     // Unlocked (the key restored): customers can start again.
     let (s, _) = run(&s, [Event::QueueLocked(false), Event::Start]);
@@ -509,6 +509,32 @@ fn a_locked_queue_keeps_the_kiosk_out_of_service_until_it_unlocks() {
     assert_eq!((s.screen, fx.len()), (Screen::Contact, 0));
     let (s, _) = step(&s, Event::Finish);
     assert_eq!(s.screen, Screen::Welcome);
-    assert!(s.out_of_service, "a wipe keeps the kiosk-wide state");
+    assert!(s.out_of_service.any(), "a wipe keeps the kiosk-wide state");
     assert_eq!(step(&s, Event::Start).0.screen, Screen::Welcome);
+}
+
+#[test]
+fn an_unavailable_camera_keeps_customers_away_and_sends_one_mid_capture_to_staff() {
+    let fresh = FlowState::new(FlowConfig::default());
+    let (gone, fx) = step(&fresh, Event::CameraAvailable(false));
+    assert!(fx.is_empty());
+    assert!(gone.out_of_service.camera_unavailable && !gone.out_of_service.queue_locked);
+    assert_eq!(step(&gone, Event::Start).0.screen, Screen::Welcome, "nobody starts without a camera");
+    // Plugged in again (the capture thread keeps looking): customers can start by themselves.
+    let (back, _) = run(&gone, [Event::CameraAvailable(true), Event::Start]);
+    assert_eq!(back.screen, Screen::Consent);
+    // Both faults: both must clear.
+    let (s, _) = run(&fresh, [Event::CameraAvailable(false), Event::QueueLocked(true), Event::CameraAvailable(true)]);
+    assert!(s.out_of_service.any());
+    // A customer on a capture screen is told to ask staff (nothing was saved) and the camera stops.
+    for screen in [Screen::DocumentFront, Screen::DocumentBack, Screen::Face] {
+        let s = at(FlowConfig::default(), screen);
+        let (s, fx) = step(&s, Event::CameraAvailable(false));
+        assert_eq!(s.screen, Screen::AskStaff, "{screen:?}");
+        assert_eq!(s.session.problem, Some(Problem::CameraUnavailable));
+        assert_eq!(fx, vec![Effect::StopCamera]);
+    }
+    // Elsewhere the customer goes on (the photos are taken already).
+    let s = at(FlowConfig::default(), Screen::Contact);
+    assert_eq!(step(&s, Event::CameraAvailable(false)).0.screen, Screen::Contact);
 }

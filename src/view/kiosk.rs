@@ -157,6 +157,12 @@ impl KioskView {
             let s = self.state.borrow();
             flow::step(&s, event)
         };
+        let before = self.state.borrow().screen;
+        if next.screen != before {
+            // The screen's name only, never what the customer typed: support reads the path a customer took, and
+            // the real-window test follows it.
+            log::info!("kiosk: screen {:?} (session {})", next.screen, next.session_id);
+        }
         *self.state.borrow_mut() = next;
         for e in effects {
             self.execute(e);
@@ -221,6 +227,13 @@ impl KioskView {
                         c.show_queue_lock(lock);
                     }
                     self.handle(Event::QueueLocked(lock.is_some()));
+                }
+                Report::CameraStatus(reason) => {
+                    // The flow learns it from the Event::CameraAvailable that follows; staff see why.
+                    self.app.global::<Kiosk>().set_out_of_service_detail(reason.clone().unwrap_or_default().into());
+                    if let Some(c) = &console {
+                        c.show_camera_unavailable(reason);
+                    }
                 }
                 Report::Thumbnail { session, target, pixels } => {
                     if session == self.state.borrow().session_id {
@@ -316,7 +329,10 @@ impl KioskView {
         k.set_not_saved(session.problem == Some(Problem::NotSaved));
         k.set_attempts_left(clamp_i32(s.attempts_left()));
         k.set_idle_left(s.idle_left().map_or(-1, clamp_i32));
-        k.set_queue_locked(s.out_of_service);
+        k.set_queue_locked(s.out_of_service.queue_locked);
+        k.set_camera_unavailable(s.out_of_service.camera_unavailable);
+        k.set_camera_lost(session.problem == Some(Problem::CameraUnavailable));
+        k.set_demo(self.services.borrow().is_demo());
         drop(s);
         self.render_staff();
     }

@@ -15,7 +15,7 @@ use super::camera_choice::CameraChoice;
 use super::console::{CameraKind, CameraOption, ConsoleReport};
 use super::queue_link::QueueLink;
 use super::services::{Mailbox, QueueAlerts, QueueItem, Report, ServiceError, Services};
-use crate::camera::{CameraConfig, CameraWorker, DeviceInfo, FrameTap, SourceSetting};
+use crate::camera::{CameraConfig, CameraWorker, DemoScene, DeviceInfo, FrameTap, Planned, Scene, SourceSetting};
 use crate::capture::{AutoCapture, CaptureConfig, CheckedCapture, Mode, QualityChecker};
 use crate::contact::{Email, Phone};
 use crate::encode::{EncodeConfig, UploadJpeg, encode_checked};
@@ -47,6 +47,9 @@ const CHECKER_START: Duration = Duration::from_secs(20);
 const CAMERA_STOP: Duration = Duration::from_secs(2);
 /// The operator console's camera checks run at most this often (they are for reading, not for capturing).
 const CONSOLE_CHECK_INTERVAL: Duration = Duration::from_millis(400);
+/// While no capture screen is shown, the capture thread looks for the customer camera this often: an unplugged
+/// camera puts the kiosk out of service, and plugging one in brings it back without anyone restarting it.
+const CAMERA_PROBE_INTERVAL: Duration = Duration::from_secs(3);
 
 enum Command {
     Start(CameraMode, u64),
@@ -68,6 +71,8 @@ enum Command {
     ConsoleCamera(Option<(String, bool)>),
     /// The customer screens use this camera (an option id) from now on.
     UseCamera(String),
+    /// Keep looking for the customer camera while no capture screen is shown (the kiosk, not the desktop console).
+    WatchCamera,
     /// Remember the operator's next camera choices here; the customer screens use this camera (the remembered
     /// choice) if there is one.
     Remember(CameraChoice, Option<CameraConfig>),
@@ -105,8 +110,9 @@ impl LiveServices {
     ) -> Result<LiveServices, String> {
         let link = Arc::new(QueueLink::new(queue, mailbox.clone()).map_err(|e| format!("the queue: {e}"))?);
         let worker_link = link.clone();
-        // Until the camera opens, the setting says whether it is the demo (`auto` may fall back to it).
-        let demo_camera = Arc::new(AtomicBool::new(matches!(camera.source, SourceSetting::Demo)));
+        // Until the camera opens, the setting says whether it will be the demo (`auto` falls back to it in demo mode
+        // when no camera is found), so the DEMO badge is right from the first screen.
+        let demo_camera = Arc::new(AtomicBool::new(will_be_demo(&camera)));
         let configured = camera.clone();
         let worker_demo = demo_camera.clone();
         let (tx, rx) = sync_channel(COMMAND_CAPACITY);
@@ -145,6 +151,10 @@ impl LiveServices {
                     link: worker_link,
                     demo_camera: worker_demo,
                     choice: None,
+                    scene: DemoScene::default(),
+                    camera_status: CameraStatus::Unknown,
+                    watch_camera: false,
+                    last_probe: None,
                 };
                 worker.run(rx)
             })
@@ -180,6 +190,14 @@ impl LiveServices {
             self.demo_camera.store(matches!(config.source, SourceSetting::Demo), Ordering::SeqCst);
         }
         self.send(Command::Remember(choice, chosen));
+    }
+
+    /// From now on, while no capture screen is shown, the capture thread looks for the customer camera every
+    /// [`CAMERA_PROBE_INTERVAL`] (the first time at once): a camera that is missing or does not open puts the kiosk
+    /// out of service ([`Report::CameraStatus`], [`Event::CameraAvailable`]) until it works again. For the kiosk
+    /// only: the desktop operator console must not hold the camera another process may be using.
+    pub fn watch_camera(&self) {
+        self.send(Command::WatchCamera);
     }
 
     fn send(&self, c: Command) {
@@ -293,6 +311,27 @@ struct Worker {
     demo_camera: Arc<AtomicBool>,
     /// Where the operator's camera choice is remembered, once [`LiveServices::remember_camera`] gave it.
     choice: Option<CameraChoice>,
+    /// What the demo camera shows, when the demo camera is in use: what the screen asks for.
+    scene: DemoScene,
+    /// Whether the customer camera is available, as last reported to the UI.
+    camera_status: CameraStatus,
+    /// Whether the customer camera is looked for while idle (see [`LiveServices::watch_camera`]).
+    watch_camera: bool,
+    /// When the customer camera was last looked for.
+    last_probe: Option<Instant>,
+}
+
+/// The customer camera's availability, as the capture thread last reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CameraStatus {
+    /// Not looked for yet.
+    Unknown,
+    /// Found (or the configured replay or demo frames).
+    Available,
+    /// None found, or none matches the configuration.
+    Missing(String),
+    /// Found, but it did not open: the next probe opens it again to know whether it recovered.
+    Failed(String),
 }
 
 impl Worker {
@@ -318,6 +357,8 @@ impl Worker {
                 self.frame(mode, session);
             } else if let Some(mode) = self.console.as_ref().map(|(_, mode)| *mode) {
                 self.console_frame(mode);
+            } else if self.watch_camera && self.last_probe.is_none_or(|t| t.elapsed() >= CAMERA_PROBE_INTERVAL) {
+                self.probe_camera();
             }
         }
         self.held.clear();
@@ -352,10 +393,12 @@ impl Worker {
                 self.auto.reset();
                 self.ready = None;
                 self.last_check = None;
+                self.scene.set(scene_for(self.check_mode(mode)));
                 let config = self.camera_config.clone();
                 self.open_camera(&config);
             }
             Command::ListCameras => self.post_cameras(),
+            Command::WatchCamera => self.watch_camera = true,
             Command::ConsoleCamera(None) => {
                 if self.console.take().is_some() && self.active.is_none() {
                     self.set_shown(None);
@@ -372,6 +415,7 @@ impl Worker {
                     return;
                 };
                 let mode = if face { Mode::Face } else { Mode::DocumentFront };
+                self.scene.set(scene_for(mode));
                 self.console = Some((config.clone(), mode));
                 self.set_shown(Some(Shown::Console));
                 self.last_check = None;
@@ -447,9 +491,12 @@ impl Worker {
             return;
         }
         self.close_camera();
-        match CameraWorker::spawn(config) {
+        match CameraWorker::spawn_in(config, self.scene.clone()) {
             Ok(cam) => {
                 log::info!("camera open: {}", cam.describe());
+                if self.console.is_none() {
+                    self.set_camera_status(CameraStatus::Available);
+                }
                 self.demo_camera.store(cam.is_demo(), Ordering::SeqCst);
                 self.tap = Some(cam.tap());
                 self.start_preview(cam.tap());
@@ -460,9 +507,65 @@ impl Worker {
                 log::error!("cannot open the camera: {e}");
                 if self.console.is_some() {
                     self.post_console(ConsoleReport::CameraFailed(e.to_string()));
+                } else {
+                    let status = match e {
+                        crate::camera::CameraError::NoDevice(why) => CameraStatus::Missing(why),
+                        other => CameraStatus::Failed(other.to_string()),
+                    };
+                    self.set_camera_status(status);
                 }
             }
         }
+    }
+
+    /// Looks for the customer camera while no capture screen is shown: one that is missing or does not match the
+    /// configuration is unavailable; one not yet known to work is opened and closed to find out; one that works is
+    /// not opened again.
+    fn probe_camera(&mut self) {
+        self.last_probe = Some(Instant::now());
+        let config = self.camera_config.clone();
+        let devices = match &config.source {
+            SourceSetting::Auto | SourceSetting::Device => match crate::camera::device::list_devices() {
+                Ok(d) => d,
+                Err(e) => {
+                    self.set_camera_status(CameraStatus::Missing(e.to_string()));
+                    return;
+                }
+            },
+            SourceSetting::Demo | SourceSetting::Replay(_) => Vec::new(),
+        };
+        match crate::camera::plan(&config, &devices) {
+            Planned::Unavailable(why) => self.set_camera_status(CameraStatus::Missing(why)),
+            // Found, and it worked last time: it is not opened again (its light stays off between customers).
+            _ if self.camera_status == CameraStatus::Available => {}
+            // Not yet known to work (the first look at start, or after it was missing or failed): opened and closed
+            // at once, so "available" means a camera that delivers; `open_camera` reports the outcome.
+            _ => {
+                self.open_camera(&config);
+                self.close_camera();
+            }
+        }
+    }
+
+    /// Reports a change of the customer camera's availability to the UI (the flow and the console) and the log.
+    fn set_camera_status(&mut self, status: CameraStatus) {
+        if status == self.camera_status {
+            return;
+        }
+        let reason = match &status {
+            CameraStatus::Unknown | CameraStatus::Available => None,
+            CameraStatus::Missing(why) | CameraStatus::Failed(why) => Some(why.clone()),
+        };
+        match (&reason, &self.camera_status) {
+            (Some(why), _) => log::error!("the camera is unavailable, the kiosk takes no customer until it is: {why}"),
+            (None, CameraStatus::Missing(_) | CameraStatus::Failed(_)) => {
+                log::info!("the camera is available again: the kiosk takes customers")
+            }
+            (None, _) => {}
+        }
+        self.camera_status = status;
+        self.mailbox.post(Report::CameraStatus(reason.clone()));
+        self.mailbox.post_event(Event::CameraAvailable(reason.is_none()));
     }
 
     fn post_console(&self, report: ConsoleReport) {
@@ -518,6 +621,9 @@ impl Worker {
     }
 
     fn set_shown(&self, v: Option<Shown>) {
+        if let Some(Shown::Customer(mode, _)) = v {
+            self.scene.set(scene_for(self.check_mode(mode)));
+        }
         *self.shown.lock().unwrap_or_else(|e| e.into_inner()) = v;
     }
 
@@ -569,6 +675,8 @@ impl Worker {
         self.last_seq = frame.seq;
         self.last_check = Some(Instant::now());
         let check = self.check_mode(mode);
+        // After the front is held the same screen asks for the back: the demo camera turns the card over.
+        self.scene.set(scene_for(check));
         let assessment = self.checker.assess(check, frame.image.clone());
         let accepted = assessment.verdict().accepted;
         let hint = assessment.verdict().hints.first().map(|h| h.code().to_string());
@@ -627,6 +735,26 @@ impl Worker {
                 self.mailbox.post_event(reject(None));
             }
         }
+    }
+}
+
+/// Whether `config` selects the demo frames (looks for devices: call off the UI thread or once at start).
+fn will_be_demo(config: &CameraConfig) -> bool {
+    match config.source {
+        SourceSetting::Demo => true,
+        SourceSetting::Auto if config.demo_fallback => {
+            crate::camera::device::list_devices().map_or(true, |devices| devices.is_empty())
+        }
+        _ => false,
+    }
+}
+
+/// What the demo camera shows for a check mode: the card's front or back, or the face.
+fn scene_for(mode: Mode) -> Scene {
+    match mode {
+        Mode::Face => Scene::Face,
+        Mode::DocumentFront => Scene::DocumentFront,
+        Mode::DocumentBack => Scene::DocumentBack,
     }
 }
 

@@ -142,6 +142,11 @@ impl<H: ConsoleHost> OperatorView<H> {
     }
 
     /// Shows (or clears) the queue-locked alert with its reason.
+    /// Says on the camera page why the customer camera is unavailable (`None`: it is available).
+    pub fn show_camera_unavailable(&self, reason: Option<String>) {
+        self.host.operator().set_camera_unavailable(reason.unwrap_or_default().into());
+    }
+
     pub fn show_queue_lock(&self, lock: Option<QueueLock>) {
         self.host.operator().set_queue_lock(lock.map_or("", QueueLock::as_str).into());
     }
@@ -178,7 +183,20 @@ impl<H: ConsoleHost> OperatorView<H> {
         }
         for r in reports {
             match r {
-                super::Report::Console(c) => self.report(c),
+                super::Report::Console(c) => {
+                    if let ConsoleReport::Connection(result) = &c {
+                        // The status bar's connection state comes from the console's own check here (the desktop
+                        // window has no flow): it must not stay at "Checking the connection…".
+                        let k = self.host.kiosk();
+                        k.set_online(match result {
+                            Ok(_) => true,
+                            Err(f) => f.code.prompt().class != crate::api::ErrorClass::Transient,
+                        });
+                        k.set_connection_known(true);
+                    }
+                    self.report(c)
+                }
+                super::Report::CameraStatus(reason) => self.show_camera_unavailable(reason),
                 super::Report::Event(crate::flow::Event::Status(st)) => {
                     let k = self.host.kiosk();
                     k.set_online(st.online == Some(true));

@@ -137,6 +137,9 @@ pub enum Report {
     /// The queue locked (`Some`: nothing can be saved, and why) or unlocked; the status bar, the welcome screen
     /// and the console say so.
     QueueLocked(Option<QueueLock>),
+    /// The customer camera is available (`None`) or not, and why (`Some`: none found, or it does not open); the
+    /// status bar, the welcome screen and the console's camera page say so. The capture thread keeps looking.
+    CameraStatus(Option<String>),
     /// A small picture of a held photo for the review screen, sent before its [`Event::Captured`].
     Thumbnail {
         /// The session it belongs to.
@@ -241,13 +244,14 @@ impl Mailbox {
     }
 
     /// Drops what waits for the session that ends (on a wipe): frames, verdicts, flow events and thumbnails. The
-    /// kiosk-wide reports stay: a console answer (the connection check the status bar waits for) and the queue lock
-    /// are not the customer's and would not come again.
+    /// kiosk-wide reports stay: a console answer (the connection check the status bar waits for), the queue lock and
+    /// the camera's status are not the customer's and would not come again.
     pub fn clear(&self) {
         lock(&self.frame).take();
         lock(&self.console_frame).take();
         lock(&self.verdict).take();
-        lock(&self.reports).retain(|r| matches!(r, Report::Console(_) | Report::QueueLocked(_)));
+        lock(&self.reports)
+            .retain(|r| matches!(r, Report::Console(_) | Report::QueueLocked(_) | Report::CameraStatus(_)));
     }
 
     fn wake(&self) {
@@ -263,6 +267,7 @@ fn report_kind(r: &Report) -> &'static str {
         Report::Thumbnail { .. } => "thumbnail",
         Report::Console(_) => "console",
         Report::QueueLocked(_) => "queue lock",
+        Report::CameraStatus(_) => "camera status",
     }
 }
 

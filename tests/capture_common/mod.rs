@@ -146,3 +146,47 @@ pub fn card_frame(front: bool, fill: f64, glare: bool) -> RgbImage {
     }
     canvas
 }
+
+/// A frontal face in `frame` turned away by about `amount` (0..1; 0.5 is roughly a 30° turn), approximated in 2-D:
+/// the face's left half is squeezed towards its edge and the right half stretched, as the near half of a turning
+/// head grows and the far half shrinks. No 3-D model: a stand-in for a real turned head, used to check that the
+/// head-pose measure falls as the head turns. Rows are unchanged; the rest of the frame too.
+pub fn yawed(frame: &RgbImage, face: FaceBox, amount: f64) -> RgbImage {
+    let mut out = frame.clone();
+    // The head is wider than the detector's box: warp a little beyond it.
+    let (cx, _) = face.center();
+    let half = face.width as f64 * 0.7;
+    let (x0, x1) = ((cx - half).max(0.0), (cx + half).min(frame.width() as f64 - 1.0));
+    let y0 = (face.y as f64 - face.height as f64 * 0.3).max(0.0) as u32;
+    let y1 = ((face.y as f64 + face.height as f64 * 1.3) as u32).min(frame.height());
+    let mid = 0.5 - amount.clamp(0.0, 1.0) * 0.3;
+    for y in y0..y1 {
+        for x in x0 as u32..=x1 as u32 {
+            let u = (x as f64 - x0) / (x1 - x0);
+            let src = if u < mid { 0.5 * u / mid } else { 0.5 + 0.5 * (u - mid) / (1.0 - mid) };
+            let sx = (x0 + src * (x1 - x0)).round().clamp(0.0, frame.width() as f64 - 1.0) as u32;
+            out.put_pixel(x, y, *frame.get_pixel(sx, y));
+        }
+    }
+    out
+}
+
+/// Each face of the group photo, on its own: cropped with its head and shoulders and placed in a webcam-like frame
+/// at `share` of the frame height (frontal faces of other people than the astronaut, for the head-pose figures).
+pub fn group_faces(share: f64) -> Vec<RgbImage> {
+    let g = fixture("group.png");
+    let mut d = FaceDetector::new(DetectorSettings { min_face: 20, ..Default::default() }).unwrap();
+    let faces = d.detect(&DynamicImage::ImageRgb8(g.clone()).to_luma8());
+    faces
+        .into_iter()
+        .map(|f| {
+            let (cx, cy) = f.center();
+            let side = f.height as f64 * 2.2;
+            let (x, y) = ((cx - side / 2.0).max(0.0) as u32, (cy - side / 2.2).max(0.0) as u32);
+            let w = (side as u32).min(g.width() - x);
+            let h = (side as u32).min(g.height() - y);
+            let crop = image::imageops::crop_imm(&g, x, y, w, h).to_image();
+            face_frame(&crop, share, 0, 0)
+        })
+        .collect()
+}

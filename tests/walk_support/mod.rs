@@ -179,6 +179,9 @@ pub struct Setup {
     pub api: ApiConfig,
     pub uploader: UploaderConfig,
     pub key: KeyFile,
+    /// The camera the product uses on its demo defaults (nothing configured: `auto`, which finds no camera here and
+    /// falls back to the demo pictures) instead of the replay the test controls.
+    pub demo_camera: bool,
 }
 
 impl Default for Setup {
@@ -195,6 +198,7 @@ impl Default for Setup {
                 key_probe_interval: Duration::from_secs(1),
             },
             key: KeyFile::Fine,
+            demo_camera: false,
         }
     }
 }
@@ -256,9 +260,18 @@ impl Rig {
         let uploader = Uploader::spawn(queue.clone(), Box::new(client(&setup.api)), &setup.uploader).unwrap();
         let camera = Camera::new();
         let mailbox = Mailbox::new(|| {});
+        let camera_config = if setup.demo_camera {
+            // Exactly what a newcomer's kiosk loads with nothing configured.
+            let loaded =
+                ekyc_kiosk::config::load_with_env(None, &[("EKYC_DATA_DIR".into(), "/nonexistent".into())]).unwrap();
+            assert!(loaded.mode.is_demo() && loaded.config.camera.source == SourceSetting::Auto);
+            loaded.config.camera
+        } else {
+            camera.config()
+        };
         let live = LiveServices::new(
             mailbox.clone(),
-            camera.config(),
+            camera_config,
             CaptureConfig::default(),
             EncodeConfig::default(),
             queue.clone(),
