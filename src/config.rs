@@ -712,9 +712,9 @@ mod tests {
         assert!(!shown.contains("918273") && shown.contains("staff pin: set (redacted)"), "{shown}");
 
         // The variable wins; a malformed PIN is refused without being quoted.
-        let l = load_with_env(Some(&cfg), &env(&[("EKYC_STAFF_PIN", "4455")])).unwrap();
-        assert!(l.staff_pin.unwrap().matches("4455"));
-        let e = load_with_env(None, &env(&[("EKYC_STAFF_PIN", "12x45")])).unwrap_err().to_string();
+        let l = load_with_env(Some(&cfg), &env(&[("EKYC_STAFF_PIN", "445566")])).unwrap();
+        assert!(l.staff_pin.unwrap().matches("445566"));
+        let e = load_with_env(None, &env(&[("EKYC_STAFF_PIN", "12x456")])).unwrap_err().to_string();
         assert_eq!(e, "staff pin from EKYC_STAFF_PIN: must hold digits only");
         assert!(load_with_env(None, &[]).unwrap().staff_pin.is_none());
     }

@@ -12,8 +12,8 @@ use crate::contact::{Email, Phone};
 use crate::queue::{Backoff, Lease, LeaseAnswer, Outcome, QueueError, QueueHandle, RetryBudget, StepKind};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -111,8 +111,32 @@ pub trait Transport: Send {
     fn match_face(&self, document_id: &str, face: ImageSource) -> Result<f64, SendFailure>;
     /// E4: creates the eKYC request.
     fn create_request(&self, email: &Email, phone: &Phone, document_id: &str) -> Result<(), SendFailure>;
-    /// Whether a request with this email or phone already exists (pending or accepted).
-    fn request_exists(&self, email: &Email, phone: &Phone) -> Result<bool, SendFailure>;
+    /// The request with this email and phone that already exists (pending or accepted), if one does.
+    fn existing_request(&self, email: &Email, phone: &Phone) -> Result<Option<ExistingRequest>, SendFailure>;
+}
+
+/// What the server says about a request that already holds an applicant's contact details: enough to tell whether
+/// it is the one an earlier unanswered send of ours created.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExistingRequest {
+    /// The document it was created from, when the API says.
+    pub document_id: Option<String>,
+    /// Its face-match score, when the API says.
+    pub face_match: Option<f64>,
+}
+
+impl ExistingRequest {
+    /// Whether this is the request our send for `document_id` (whose face match scored `score`) created: the same
+    /// document id when the API gives one; otherwise the same face-match score, which the server computed for that
+    /// document. Without either, nothing shows it is ours (the same contact details may have been used by someone
+    /// else, or on another kiosk).
+    pub fn is_ours(&self, document_id: Option<&str>, score: Option<f64>) -> bool {
+        match (&self.document_id, document_id) {
+            (Some(theirs), Some(ours)) => theirs == ours,
+            (Some(_), None) => false,
+            (None, _) => matches!((self.face_match, score), (Some(a), Some(b)) if a == b),
+        }
+    }
 }
 
 /// What to do about a failed step.
@@ -122,6 +146,9 @@ pub enum Decision {
     Record(Outcome),
     /// The API rejected the key: pause everything.
     PauseForKey,
+    /// The TLS handshake with the API failed (untrusted, expired or wrong-host certificate): pause everything with
+    /// an operator alert; retrying each row alone would only hide it.
+    PauseForTls,
     /// A 409 after an ambiguous attempt: check whether our earlier send created the request.
     CheckExisting,
     /// A 413: re-encode the step's images smaller and send again.
@@ -166,6 +193,7 @@ pub fn decide(a: Attempt, f: &SendFailure, backoff: &Backoff, jitter: f64) -> De
     let (code, http_status) = (f.code, f.http_status);
     match code {
         ErrorCode::InvalidApiKey => return Decision::PauseForKey,
+        ErrorCode::TlsFailure => return Decision::PauseForTls,
         // The server's limit is lower than ours: re-encode smaller, once; after that a person must look.
         ErrorCode::PayloadTooLarge if !a.reencoded && matches!(step, StepKind::Document | StepKind::Face) => {
             return Decision::Reencode;
@@ -194,11 +222,27 @@ pub fn decide(a: Attempt, f: &SendFailure, backoff: &Backoff, jitter: f64) -> De
     }
 }
 
+/// How long [`Uploader::shutdown`] waits for the thread before it gives up on the call in progress.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The step the uploader thread is sending, shared so that a shutdown which cannot wait for the network can give the
+/// step back to the queue itself.
+struct InFlight {
+    step_id: i64,
+    attempt: u32,
+    /// Image sources not yet read to their end: zero means the whole body was handed to the connection.
+    unread: Arc<AtomicUsize>,
+}
+
 /// The running uploader. Dropping it without [`Uploader::shutdown`] leaves the thread running until the queue
 /// stops.
 pub struct Uploader {
     stop: Arc<AtomicBool>,
     join: Option<JoinHandle<()>>,
+    /// Disconnected when the thread ends: lets a shutdown wait for it with a deadline.
+    ended: mpsc::Receiver<()>,
+    current: Arc<Mutex<Option<InFlight>>>,
+    queue: QueueHandle,
 }
 
 impl Uploader {
@@ -210,6 +254,9 @@ impl Uploader {
     ) -> Result<Uploader, UploaderError> {
         let stop = Arc::new(AtomicBool::new(false));
         let wake = queue.register_waker()?;
+        let current = Arc::new(Mutex::new(None));
+        let (ended_tx, ended) = mpsc::channel::<()>();
+        let handle = queue.clone();
         let worker = Worker {
             budget: RetryBudget::new(cfg.retry_burst, cfg.retry_refill, Instant::now()),
             backoff: cfg.backoff(),
@@ -220,20 +267,49 @@ impl Uploader {
             wake,
             rng: fastrand::Rng::new(),
             key_rejected: false,
+            tls_failed: false,
+            current: current.clone(),
+            unread: Arc::new(AtomicUsize::new(0)),
         };
         let join = std::thread::Builder::new()
             .name("uploader".into())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                let _ended = ended_tx;
+                worker.run()
+            })
             .map_err(UploaderError::Spawn)?;
-        Ok(Uploader { stop, join: Some(join) })
+        Ok(Uploader { stop, join: Some(join), ended, current, queue: handle })
     }
 
-    /// Asks the thread to stop and waits for it. An upload in progress is cut off at its next chunk; its step is
-    /// left in flight and sent again at the next start.
+    /// Asks the thread to stop and waits for it, at most [`SHUTDOWN_GRACE`]. An upload whose body is still being
+    /// read is cut off at its next chunk and its step released (pending, the attempt not counted). A call blocked in
+    /// the network (a slow link, an answer that does not come) is not waited for: its step is given back to the
+    /// queue here (pending, the attempt counted as unanswered when its whole body had gone out) and the thread is
+    /// left to end on its own; whatever it reports later for that lease is refused by the queue.
     pub fn shutdown(mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(j) = self.join.take() {
-            let _ = j.join();
+        match self.ended.recv_timeout(SHUTDOWN_GRACE) {
+            Err(mpsc::RecvTimeoutError::Disconnected) | Ok(()) => {
+                if let Some(j) = self.join.take() {
+                    let _ = j.join();
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let held = self.current.lock().ok().and_then(|mut c| c.take());
+                if let Some(f) = held {
+                    let sent = f.unread.load(Ordering::SeqCst) == 0;
+                    log::warn!(
+                        "the uploader did not stop within {SHUTDOWN_GRACE:?} (a call is blocked in the network); its \
+                         step goes back to the queue{}",
+                        if sent { " and counts as an unanswered send" } else { "" }
+                    );
+                    if let Err(e) = self.queue.release_lease(f.step_id, f.attempt, sent) {
+                        log::error!("cannot give the step back to the queue: {e}; it is reclaimed when its lease ends");
+                    }
+                }
+                // The thread ends when its call returns (or with the process); it is not joined.
+                drop(self.join.take());
+            }
         }
     }
 }
@@ -272,6 +348,11 @@ struct Worker {
     wake: std::sync::mpsc::Receiver<()>,
     rng: fastrand::Rng,
     key_rejected: bool,
+    tls_failed: bool,
+    /// The step being sent (see [`Uploader::shutdown`]).
+    current: Arc<Mutex<Option<InFlight>>>,
+    /// Image sources of the current step not yet read to their end.
+    unread: Arc<AtomicUsize>,
 }
 
 /// Longest sleep between checks of the stop flag.
@@ -311,13 +392,33 @@ impl Worker {
     }
 
     fn complete(&self, lease: &Lease, outcome: Outcome) {
-        if let Err(e) = self.queue.complete(lease.step_id, outcome) {
-            // The step stays in flight and is sent again at the next start.
-            log::error!("cannot record the outcome of {} {}: {e}", lease.reference, lease.kind.as_str());
+        let held = self.current.lock().ok().and_then(|mut c| c.take());
+        if held.is_none() && self.stop.load(Ordering::SeqCst) {
+            // A shutdown already gave this step back to the queue.
+            log::info!(
+                "{} {}: the outcome came after the shutdown and is dropped",
+                lease.reference,
+                lease.kind.as_str()
+            );
+            return;
+        }
+        match self.queue.complete_lease(lease.step_id, lease.attempt, outcome) {
+            Ok(()) => {}
+            Err(QueueError::LeaseLost(_)) => log::warn!(
+                "{} {}: the lease had ended (reclaimed by the queue); this outcome is dropped and the step sent again",
+                lease.reference,
+                lease.kind.as_str()
+            ),
+            // The step stays in flight until its lease ends; the queue then reclaims it.
+            Err(e) => log::error!("cannot record the outcome of {} {}: {e}", lease.reference, lease.kind.as_str()),
         }
     }
 
     fn handle(&mut self, lease: Lease) {
+        self.unread.store(0, Ordering::SeqCst);
+        if let Ok(mut c) = self.current.lock() {
+            *c = Some(InFlight { step_id: lease.step_id, attempt: lease.attempt, unread: self.unread.clone() });
+        }
         if lease.attempt > 1
             && let Err(wait) = self.budget.try_take(Instant::now())
         {
@@ -329,6 +430,16 @@ impl Worker {
         let result = self.send(&lease);
         let outcome = match result {
             Ok(outcome) => outcome,
+            // The stop cut the body off before it was complete: the server cannot have acted on it, and nobody is to
+            // blame. Give the step back as it was.
+            Err(f) if f.code == ErrorCode::StoredImageUnreadable && self.stop.load(Ordering::SeqCst) => {
+                log::info!(
+                    "{} {}: sending cut off by the stop; the step stays queued",
+                    lease.reference,
+                    lease.kind.as_str()
+                );
+                Outcome::Release { delay: Duration::ZERO }
+            }
             Err(f) => {
                 let jitter = self.rng.f64();
                 match decide(Attempt::from(&lease), &f, &self.backoff, jitter) {
@@ -349,11 +460,39 @@ impl Worker {
                         self.sleep(self.probe, false);
                         return;
                     }
+                    Decision::PauseForTls => {
+                        log::error!(
+                            "tls with the API failed ({}): sending is paused; check the certificate, the clock and \
+                             api.base_url (retrying every {:?})",
+                            f.message,
+                            self.probe
+                        );
+                        if !self.tls_failed {
+                            self.tls_failed = true;
+                            if let Err(e) = self.queue.set_tls_failed(true) {
+                                log::error!("cannot record the tls alert: {e}");
+                            }
+                        }
+                        let pause = Outcome::Pause { code: f.code, http_status: f.http_status, delay: self.probe };
+                        self.complete(&lease, pause);
+                        self.sleep(self.probe, false);
+                        return;
+                    }
                     Decision::CheckExisting => self.check_existing(&lease, &f),
                     Decision::Reencode => self.reencode(&lease, &f),
                 }
             }
         };
+        // Any answer, or a failure past the handshake, shows TLS works again; a network failure shows nothing.
+        let handshake_unknown =
+            matches!(outcome, Outcome::Retry { code: ErrorCode::NetworkUnreachable | ErrorCode::Timeout, .. });
+        if self.tls_failed && !handshake_unknown {
+            self.tls_failed = false;
+            log::info!("tls with the API works again: sending resumed");
+            if let Err(e) = self.queue.set_tls_failed(false) {
+                log::error!("cannot clear the tls alert: {e}");
+            }
+        }
         if self.key_rejected && !matches!(outcome, Outcome::Retry { .. }) {
             self.key_rejected = false;
             log::info!("the API accepts the key again: sending resumed");
@@ -387,12 +526,19 @@ impl Worker {
         let (Some(email), Some(phone)) = (&lease.email, &lease.phone) else {
             return Outcome::NeedsUser { code: f.code, http_status: f.http_status };
         };
-        match self.transport.request_exists(email, phone) {
-            Ok(true) => {
+        match self.transport.existing_request(email, phone) {
+            Ok(Some(r)) if r.is_ours(lease.document_id.as_deref(), lease.face_score) => {
                 log::info!("{}: the request from an earlier unanswered send exists; counted as done", lease.reference);
                 Outcome::Done { document_id: None, score: None }
             }
-            Ok(false) => Outcome::NeedsUser { code: f.code, http_status: f.http_status },
+            Ok(Some(_)) => {
+                log::warn!(
+                    "{}: a request with these contact details exists, but not for this application's document",
+                    lease.reference
+                );
+                Outcome::NeedsUser { code: f.code, http_status: f.http_status }
+            }
+            Ok(None) => Outcome::NeedsUser { code: f.code, http_status: f.http_status },
             Err(g) => Outcome::Retry {
                 code: g.code,
                 http_status: g.http_status,
@@ -444,7 +590,10 @@ impl Worker {
     fn image(&self, lease: &Lease, idx: usize) -> Option<ImageSource> {
         let img = lease.images.get(idx)?;
         let reader = self.queue.image_reader(img.id, img.len);
-        Some(ImageSource { reader: Box::new(StopReader { inner: reader, stop: self.stop.clone() }), len: img.len })
+        self.unread.fetch_add(1, Ordering::SeqCst);
+        let reader =
+            StopReader { inner: reader, stop: self.stop.clone(), left: img.len, unread: Some(self.unread.clone()) };
+        Some(ImageSource { reader: Box::new(reader), len: img.len })
     }
 
     fn send(&self, lease: &Lease) -> Result<Outcome, SendFailure> {
@@ -502,18 +651,29 @@ impl Worker {
     }
 }
 
-/// Cuts an upload off when the uploader is asked to stop.
+/// Cuts an upload off when the uploader is asked to stop, and says when its source has been read to the end.
 struct StopReader<R> {
     inner: R,
     stop: Arc<AtomicBool>,
+    /// Bytes not yet read.
+    left: u64,
+    /// Decremented (once) when the last byte has been read.
+    unread: Option<Arc<AtomicUsize>>,
 }
 
 impl<R: Read> Read for StopReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.stop.load(Ordering::SeqCst) {
+        if self.stop.load(Ordering::SeqCst) && self.left > 0 {
             return Err(std::io::Error::other("the uploader is stopping"));
         }
-        self.inner.read(buf)
+        let n = self.inner.read(buf)?;
+        self.left = self.left.saturating_sub(n as u64);
+        if self.left == 0
+            && let Some(u) = self.unread.take()
+        {
+            u.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(n)
     }
 }
 
@@ -554,8 +714,10 @@ impl Transport for crate::api::ApiClient {
         crate::api::ApiClient::create_request(self, &req).map_err(|e| failure_of(&e))
     }
 
-    fn request_exists(&self, email: &Email, phone: &Phone) -> Result<bool, SendFailure> {
-        self.find_request(email, phone).map(|r| r.is_some()).map_err(|e| failure_of(&e))
+    fn existing_request(&self, email: &Email, phone: &Phone) -> Result<Option<ExistingRequest>, SendFailure> {
+        self.find_request(email, phone)
+            .map(|r| r.map(|r| ExistingRequest { document_id: r.document_id, face_match: r.face_match }))
+            .map_err(|e| failure_of(&e))
     }
 }
 
@@ -581,6 +743,8 @@ mod tests {
         let table: Vec<(StepKind, u32, u32, SendFailure, Decision)> = vec![
             (Document, 1, 0, failure(InvalidApiKey, Fatal, Some(401), false), Decision::PauseForKey),
             (Request, 3, 0, failure(InvalidApiKey, Fatal, Some(401), false), Decision::PauseForKey),
+            // An untrusted certificate is not "no network": everything pauses with an operator alert.
+            (Document, 1, 0, failure(TlsFailure, Transient, None, false), Decision::PauseForTls),
             (
                 Document,
                 1,
@@ -677,21 +841,52 @@ mod tests {
         document: VecDeque<SendFailure>,
         face: VecDeque<SendFailure>,
         request: VecDeque<SendFailure>,
-        exists: bool,
+        existing: Option<ExistingRequest>,
         /// Document uploads whose images sum to more than this get a 413.
         document_limit: Option<usize>,
         calls: Vec<(&'static str, Instant)>,
         bytes: Vec<Vec<u8>>,
+        /// A slow link: each 8 KiB read of an image takes this long.
+        read_pause: Option<Duration>,
+        /// The body went out, then no answer comes for this long (the call is blocked in the network).
+        hang_after_body: Option<Duration>,
     }
 
     #[derive(Clone, Default)]
     struct Fake(Arc<Mutex<Script>>);
 
-    fn drain(mut src: ImageSource) -> Vec<u8> {
-        let mut v = Vec::new();
-        src.reader.read_to_end(&mut v).unwrap();
-        assert_eq!(v.len() as u64, src.len);
-        v
+    impl Fake {
+        /// Reads an image the way the real client does: a failing source fails the call with `ImageUnreadable`.
+        fn drain(&self, mut src: ImageSource, endpoint: crate::api::Endpoint) -> Result<Vec<u8>, SendFailure> {
+            let pause = self.0.lock().unwrap().read_pause;
+            let mut v = Vec::new();
+            let mut buf = [0u8; 8192];
+            loop {
+                if let Some(p) = pause {
+                    std::thread::sleep(p);
+                }
+                match src.reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => v.extend_from_slice(&buf[..n]),
+                    Err(e) => {
+                        return Err(failure_of(&crate::api::ApiError::ImageUnreadable {
+                            endpoint,
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            assert_eq!(v.len() as u64, src.len);
+            Ok(v)
+        }
+
+        /// The whole body went out: wait for an answer that may not come.
+        fn hang(&self) {
+            let hang = self.0.lock().unwrap().hang_after_body;
+            if let Some(h) = hang {
+                std::thread::sleep(h);
+            }
+        }
     }
 
     impl Transport for Fake {
@@ -701,8 +896,9 @@ mod tests {
             back: Option<ImageSource>,
             _side: Option<ImageSource>,
         ) -> Result<String, SendFailure> {
-            let f = drain(front);
-            let b = back.map(drain);
+            let f = self.drain(front, crate::api::Endpoint::Document)?;
+            let b = back.map(|b| self.drain(b, crate::api::Endpoint::Document)).transpose()?;
+            self.hang();
             let mut s = self.0.lock().unwrap();
             s.calls.push(("document", Instant::now()));
             let total = f.len() + b.as_ref().map_or(0, Vec::len);
@@ -717,7 +913,7 @@ mod tests {
             }
         }
         fn match_face(&self, _doc: &str, face: ImageSource) -> Result<f64, SendFailure> {
-            let f = drain(face);
+            let f = self.drain(face, crate::api::Endpoint::Face)?;
             let mut s = self.0.lock().unwrap();
             s.calls.push(("face", Instant::now()));
             s.bytes.push(f);
@@ -728,10 +924,10 @@ mod tests {
             s.calls.push(("request", Instant::now()));
             s.request.pop_front().map_or(Ok(()), Err)
         }
-        fn request_exists(&self, _e: &Email, _p: &Phone) -> Result<bool, SendFailure> {
+        fn existing_request(&self, _e: &Email, _p: &Phone) -> Result<Option<ExistingRequest>, SendFailure> {
             let mut s = self.0.lock().unwrap();
             s.calls.push(("exists", Instant::now()));
-            Ok(s.exists)
+            Ok(s.existing.clone())
         }
     }
 
@@ -823,8 +1019,18 @@ mod tests {
     }
 
     #[test]
-    fn a_409_after_an_ambiguous_send_counts_as_done_when_the_request_exists() {
-        for exists in [true, false] {
+    fn a_409_after_an_ambiguous_send_counts_as_done_only_when_the_request_is_ours() {
+        let with_doc = |d: &str| Some(ExistingRequest { document_id: Some(d.into()), face_match: Some(0.5) });
+        // (what the server has, counted as done). The fake's document id is "doc-1" and its face score 0.97.
+        let cases = [
+            (with_doc("doc-1"), true),
+            (with_doc("someone-elses-document"), false),
+            (Some(ExistingRequest { document_id: None, face_match: Some(0.97) }), true),
+            (Some(ExistingRequest { document_id: None, face_match: Some(0.42) }), false),
+            (Some(ExistingRequest::default()), false),
+            (None, false),
+        ];
+        for (existing, exists) in cases {
             let fake = Fake::default();
             {
                 let mut s = fake.0.lock().unwrap();
@@ -835,16 +1041,19 @@ mod tests {
                     Some(409),
                     false,
                 ));
-                s.exists = exists;
+                s.existing = existing.clone();
             }
             let (q, up) = setup(&fake, &cfg());
             let events = q.subscribe().unwrap();
             let e = q.enqueue(enrollment(2)).unwrap();
             let ev = wait_for(&events, |e| matches!(e, Event::Done { .. } | Event::NeedsUser { .. }));
             if exists {
-                assert!(matches!(ev, Event::Done { .. }), "{ev:?}");
+                assert!(matches!(ev, Event::Done { .. }), "{existing:?}: {ev:?}");
             } else {
-                assert!(matches!(ev, Event::NeedsUser { code: ErrorCode::ContactAlreadyUsed, .. }), "{ev:?}");
+                assert!(
+                    matches!(ev, Event::NeedsUser { code: ErrorCode::ContactAlreadyUsed, .. }),
+                    "{existing:?}: {ev:?}"
+                );
             }
             assert_eq!(q.status().unwrap().ambiguous_sends, 1);
             let calls: Vec<_> = fake.0.lock().unwrap().calls.iter().map(|c| c.0).collect();
@@ -945,5 +1154,92 @@ mod tests {
             up.shutdown();
             q.shutdown();
         }
+    }
+
+    /// Runs `f` on another thread and returns how long it took, failing if it takes longer than `limit`.
+    fn within(limit: Duration, f: impl FnOnce() + Send + 'static) -> Duration {
+        let start = Instant::now();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            f();
+            let _ = tx.send(());
+        });
+        if rx.recv_timeout(limit).is_err() {
+            panic!("did not return within {limit:?}");
+        }
+        start.elapsed()
+    }
+
+    #[test]
+    fn a_stop_during_a_slow_upload_releases_the_step_instead_of_parking_it() {
+        let fake = Fake::default();
+        fake.0.lock().unwrap().read_pause = Some(Duration::from_millis(20));
+        let (q, up) = setup(&fake, &cfg());
+        let events = q.subscribe().unwrap();
+        let e = q.enqueue(enrollment(20)).unwrap();
+        wait_for(&events, |e| matches!(e, Event::StepStarted { .. }));
+        std::thread::sleep(Duration::from_millis(200));
+        // The stop cuts the body off at its next chunk: that is not the customer's doing.
+        within(Duration::from_secs(5), move || up.shutdown());
+        let d = q.show(&e.reference).unwrap();
+        assert_eq!(d.summary.state, State::Pending, "{d:?}");
+        assert_eq!(d.steps[0].state, State::Pending);
+        assert_eq!(d.steps[0].ambiguous, 0, "the body never went out whole");
+        assert!(d.summary.last_error.is_none(), "no error recorded: {:?}", d.summary.last_error);
+        let seen: Vec<Event> = events.try_iter().collect();
+        assert!(!seen.iter().any(|e| matches!(e, Event::NeedsUser { .. } | Event::Failed { .. })), "{seen:?}");
+        q.shutdown();
+    }
+
+    #[test]
+    fn a_stop_while_waiting_for_the_answer_returns_promptly_and_counts_the_send_as_unanswered() {
+        let fake = Fake::default();
+        fake.0.lock().unwrap().hang_after_body = Some(Duration::from_secs(30));
+        let (q, up) = setup(&fake, &cfg());
+        let events = q.subscribe().unwrap();
+        let e = q.enqueue(enrollment(21)).unwrap();
+        wait_for(&events, |e| matches!(e, Event::StepStarted { .. }));
+        std::thread::sleep(Duration::from_millis(300));
+        // The uploader is blocked in the network: the stop must not wait for the answer.
+        let took = within(Duration::from_secs(10), move || up.shutdown());
+        assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
+        let d = q.show(&e.reference).unwrap();
+        assert_eq!(d.summary.state, State::Pending, "{d:?}");
+        assert_eq!(d.steps[0].state, State::Pending);
+        assert_eq!((d.steps[0].attempts, d.steps[0].ambiguous), (1, 1), "the attempt counts as unanswered");
+        q.shutdown();
+    }
+
+    #[test]
+    fn an_unreadable_stored_image_is_the_kiosks_fault_not_the_customers() {
+        let fake = Fake::default();
+        let store =
+            Store::open_in_memory(QueueKey::from_bytes(&[5; 32]), &QueueConfig::default(), cfg().retry_cap).unwrap();
+        let mut store = store;
+        let e = store.enqueue(&enrollment(22)).unwrap();
+        // Damage one stored chunk of the front image: decryption fails its authentication.
+        store
+            .conn()
+            .execute(
+                "UPDATE image SET data = zeroblob(length(data)) WHERE role = 'front' AND step_id IN
+                 (SELECT id FROM step WHERE enrollment_id = ?1)",
+                [e.id],
+            )
+            .unwrap();
+        let q = QueueHandle::spawn(store, Duration::from_secs(60)).unwrap();
+        let events = q.subscribe().unwrap();
+        let up = Uploader::spawn(q.clone(), Box::new(fake.clone()), &cfg()).unwrap();
+        let ev =
+            wait_for(&events, |e| matches!(e, Event::Failed { .. } | Event::NeedsUser { .. } | Event::Done { .. }));
+        up.shutdown();
+        match ev {
+            Event::Failed { code, .. } => {
+                assert_eq!(code.as_str(), "stored_image_unreadable");
+                assert_eq!(code.prompt().class, ErrorClass::Fatal, "an operator must act");
+            }
+            other => panic!("the customer is not asked to act for the kiosk's storage: {other:?}"),
+        }
+        assert_eq!(q.show(&e.reference).unwrap().summary.state, State::Failed);
+        q.shutdown();
     }
 }

@@ -516,7 +516,9 @@ fn a_failing_image_source_is_reported_as_unreadable() {
     let err =
         client(&server).match_face("doc-1", ImageBody::from_reader(Box::new(Corrupt(100_000)), 200_000)).unwrap_err();
     assert!(matches!(err, ApiError::ImageUnreadable { .. }), "{err:?}");
-    assert_eq!(err.code(), ErrorCode::FaceImageInvalid);
+    // The kiosk's own stored image failed: its fault, for an operator, never a retake prompt for the customer.
+    assert_eq!(err.code(), ErrorCode::StoredImageUnreadable);
+    assert_eq!(err.class(), ErrorClass::Fatal);
     assert!(!err.is_ambiguous());
     std::thread::sleep(Duration::from_millis(50));
     assert!(seen.lock().unwrap().is_empty(), "a complete request reached the server");

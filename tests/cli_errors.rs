@@ -194,6 +194,24 @@ fn network_trouble_is_reported_as_such() {
 }
 
 #[test]
+fn transient_failures_of_operator_commands_have_their_own_exit_code() {
+    // Nothing listens: a retry later may work, so this is not exit 4 (configuration or fatal).
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let run = cli(&format!("http://{closed}/"), KEY, &[], &["requests", "list", "--json"]);
+    assert_eq!(run.exit, 6, "{}", run.stderr);
+    assert_eq!(run.json["error"]["code"], "network_unreachable");
+    // The service is down.
+    let sb = start(false);
+    sb.faults().unavailable(None, 1000, None).unwrap();
+    let run = cli(sb.base_url().as_str(), KEY, &[], &["requests", "list", "--json"]);
+    assert_eq!(run.exit, 6, "{}", run.stderr);
+    assert_eq!(run.json["error"]["code"], "server_error");
+}
+
+#[test]
 fn operator_commands_report_unknown_requests() {
     let sb = start(false);
     let url = sb.base_url().to_string();

@@ -218,3 +218,26 @@ fn corrupt_database_files_are_quarantined_and_the_cli_starts_within_5_seconds() 
         }
     }
 }
+
+#[test]
+fn status_and_list_work_while_another_process_holds_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let o = enroll(data, Some("http://127.0.0.1:9"), 40, "0");
+    assert_eq!(o.status.code(), Some(5), "{}", String::from_utf8_lossy(&o.stderr));
+    let reference = json(&o)["reference"].as_str().unwrap().to_string();
+    // This test process now holds the queue, as a running kiosk or drain would.
+    let held =
+        ekyc_kiosk::queue::QueueHandle::open(data, &ekyc_kiosk::queue::QueueConfig::default(), Duration::from_secs(1))
+            .unwrap();
+    let o = run(data, None, &["queue", "status", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json(&o)["waiting"], 1);
+    let o = run(data, None, &["queue", "list", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json(&o)["enrollments"][0]["reference"], reference.as_str());
+    // Commands that change the queue still wait for it to be free.
+    let o = run(data, None, &["queue", "retry", &reference, "--json"]);
+    assert_eq!(o.status.code(), Some(4));
+    held.shutdown();
+}

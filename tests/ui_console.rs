@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 const KEY: &str = "ui-console-test-key";
 
 fn staff(k: &ui_support::Kiosk) {
-    let pin = StaffPin::parse("2468").unwrap();
+    let pin = StaffPin::parse("246813").unwrap();
     k.view.enable_staff(
         StaffConfig::new(Some(pin), Duration::from_secs(80)),
         Box::new(DemoOperatorApi::new(k.mailbox.clone())),
@@ -84,7 +84,7 @@ fn the_staff_pin_opens_the_console_over_the_welcome_screen_only() {
     k.wait(Duration::from_secs(31));
     assert!(!k.shows("Too many wrong PINs. Try again in 1 second."));
 
-    pin(&k, "2468");
+    pin(&k, "246813");
     assert_eq!(k.view.staff().screen, StaffScreen::Console);
     assert!(k.shows("Applications on this kiosk"), "{:?}", k.labels());
     // The DEMO queue's applications, one that needs the customer with the contact details to follow up.
@@ -111,7 +111,7 @@ fn the_staff_pin_opens_the_console_over_the_welcome_screen_only() {
 
     // Left open, the console closes by itself.
     k.press("Staff");
-    pin(&k, "2468");
+    pin(&k, "246813");
     assert!(k.shows("Applications on this kiosk"));
     k.wait(Duration::from_secs(79));
     assert!(k.shows("Applications on this kiosk"));

@@ -76,7 +76,7 @@ fn walk(size: (u32, u32)) {
 
     // Staff: the PIN pad and every page of the console, over the welcome screen.
     ev(Event::Finish);
-    let pin = StaffPin::parse("2468").unwrap();
+    let pin = StaffPin::parse("246813").unwrap();
     k.view.enable_staff(
         StaffConfig::new(Some(pin), Duration::from_secs(90)),
         Box::new(DemoOperatorApi::new(k.mailbox.clone())),
@@ -84,7 +84,7 @@ fn walk(size: (u32, u32)) {
     check(&k, size, "welcome with the staff button");
     k.press("Staff");
     check(&k, size, "staff PIN");
-    k.type_keys("2468");
+    k.type_keys("246813");
     k.press("Enter");
     check(&k, size, "console: queue");
     for (page, name) in [

@@ -434,6 +434,12 @@ fn transport_error(endpoint: Endpoint, e: ureq::Error, body: Option<&JsonBody<'_
             };
             ApiError::Timeout { endpoint, stage, body_sent: sent }
         }
+        // rustls reports a refused handshake (unknown CA, expired certificate, another host's name) as invalid data
+        // on the socket, before any answer.
+        ureq::Error::Io(io) if io.kind() == io::ErrorKind::InvalidData && !answered => {
+            let reason = io.get_ref().map(|e| e.to_string()).unwrap_or_else(|| io.to_string());
+            ApiError::Tls { endpoint, reason: error::excerpt(reason.as_bytes(), "", 200) }
+        }
         ureq::Error::Io(io) => match io.kind() {
             io::ErrorKind::ConnectionRefused => unreachable("connection refused"),
             io::ErrorKind::HostUnreachable => unreachable("host unreachable"),
@@ -450,9 +456,10 @@ fn transport_error(endpoint: Endpoint, e: ureq::Error, body: Option<&JsonBody<'_
         ureq::Error::HostNotFound => unreachable("host not found"),
         ureq::Error::ConnectionFailed => unreachable("connection failed"),
         ureq::Error::ConnectProxyFailed(_) => unreachable("the proxy refused the connection"),
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) | ureq::Error::TlsRequired => {
-            unreachable("tls handshake failed")
-        }
+        ureq::Error::Rustls(e) => ApiError::Tls { endpoint, reason: error::excerpt(e.to_string().as_bytes(), "", 200) },
+        ureq::Error::Tls(m) => ApiError::Tls { endpoint, reason: m.to_string() },
+        ureq::Error::Pem(_) => ApiError::Tls { endpoint, reason: "unreadable certificate data".into() },
+        ureq::Error::TlsRequired => ApiError::Tls { endpoint, reason: "the server requires tls".into() },
         ureq::Error::Protocol(_) => broken("the answer is not valid http".into()),
         ureq::Error::LargeResponseHeader(..) => ApiError::UnexpectedResponse {
             endpoint,
@@ -623,7 +630,7 @@ mod tests {
             (Endpoint::Document, ureq::Error::HostNotFound, false, false, C::NetworkUnreachable, Transient),
             (Endpoint::Document, ureq::Error::ConnectionFailed, false, false, C::NetworkUnreachable, Transient),
             (Endpoint::Document, io_err(io::ErrorKind::ConnectionRefused), false, false, C::NetworkUnreachable, Transient),
-            (Endpoint::Face, ureq::Error::Tls("bad certificate"), false, false, C::NetworkUnreachable, Transient),
+            (Endpoint::Face, ureq::Error::Tls("bad certificate"), false, false, C::TlsFailure, Transient),
             (Endpoint::Face, ureq::Error::Timeout(T::Connect), false, false, C::Timeout, Transient),
             (Endpoint::Face, ureq::Error::Timeout(T::Resolve), false, false, C::Timeout, Transient),
             (Endpoint::Face, ureq::Error::Timeout(T::SendBody), true, false, C::Timeout, Transient),

@@ -54,6 +54,12 @@ pub enum ErrorCode {
     Timeout,
     /// An answer the contract does not describe (unknown 4xx, malformed success body, a redirect).
     UnexpectedResponse,
+    /// The kiosk could not read or decrypt an image it had stored for sending: the kiosk's fault, never the
+    /// customer's (an operator alert).
+    StoredImageUnreadable,
+    /// The TLS handshake with the API failed (unknown CA, expired certificate, wrong host): sending pauses with an
+    /// operator alert.
+    TlsFailure,
 }
 
 /// What fixes an error, from the customer's side of the screen.
@@ -107,7 +113,7 @@ pub struct Prompt {
 
 impl ErrorCode {
     /// Every code, in table order.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::InvalidApiKey,
         ErrorCode::DocumentImageInvalid,
         ErrorCode::DocumentBase64Invalid,
@@ -130,6 +136,8 @@ impl ErrorCode {
         ErrorCode::ServerError,
         ErrorCode::Timeout,
         ErrorCode::UnexpectedResponse,
+        ErrorCode::StoredImageUnreadable,
+        ErrorCode::TlsFailure,
     ];
 
     /// The stable snake_case string.
@@ -263,6 +271,16 @@ impl ErrorCode {
                 "Please ask a member of staff for help.",
                 AskStaff, Fatal,
                 "The API answered in a way the contract does not describe (an unknown 4xx, a malformed or oversized body, a redirect). See the log line with this code for the status and a safe excerpt."),
+            ErrorCode::StoredImageUnreadable => ("stored_image_unreadable",
+                "Something went wrong on our side",
+                "Please ask a member of staff for help.",
+                AskStaff, Fatal,
+                "The kiosk could not read or decrypt an image it had stored for this application (damaged queue database or disk). This is the kiosk's fault, not the customer's: the application is marked failed and kept. Check the disk and `queue status`, then `queue retry` it or take the application again."),
+            ErrorCode::TlsFailure => ("tls_failure",
+                "No connection right now",
+                "Your application is saved on this kiosk and will be sent as soon as the connection is back.",
+                Wait, Transient,
+                "The TLS handshake with the API failed: its certificate is from a CA this kiosk does not trust, has expired (check the system clock), or is for another host (check api.base_url), or a proxy intercepts TLS. Retrying alone will not fix it: sending pauses with an operator alert and is tried again every uploader.key_probe_interval; queued applications are kept."),
         }
     }
 }
@@ -348,6 +366,8 @@ mod tests {
             "server_error",
             "timeout",
             "unexpected_response",
+            "stored_image_unreadable",
+            "tls_failure",
         ];
         let got: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(got, expected);

@@ -158,6 +158,12 @@ impl ApiConfig {
     /// Checks what types alone cannot: the scheme rule, positive deadlines, sane paths. Errors name the key.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(url) = &self.base_url {
+            // First, and without quoting the URL: a password in it must not reach `config`, an error or a log.
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err("api.base_url: must not carry a user name or password (the API key goes in \
+                            api.key_file or EKYC_API_KEY)"
+                    .into());
+            }
             match url.scheme() {
                 "https" => {}
                 "http" if is_loopback(url) => {}
@@ -226,5 +232,22 @@ impl FaceMatchConfig {
             Some(s) if !(0.0..=1.0).contains(&s) => Err(format!("face_match.min_score: {s} is not between 0 and 1")),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_the_base_url_are_refused_without_being_quoted() {
+        for url in ["https://ops:hunter2secret@kyc.example.com/", "https://hunter2secret@kyc.example.com/"] {
+            let cfg = ApiConfig { base_url: Some(url.parse().unwrap()), ..ApiConfig::default() };
+            let e = cfg.validate().unwrap_err();
+            assert!(e.contains("user name or password"), "{e}");
+            assert!(!e.contains("hunter2secret") && !e.contains("ops"), "{e}");
+        }
+        let ok = ApiConfig { base_url: Some("https://kyc.example.com/".parse().unwrap()), ..ApiConfig::default() };
+        assert!(ok.validate().is_ok());
     }
 }

@@ -98,7 +98,8 @@ pub enum ApiError {
         status: Option<u16>,
     },
     /// The image source failed while the body was being sent (a read error, or fewer or more bytes than declared).
-    /// No complete request reached the server.
+    /// No complete request reached the server. Sources are the kiosk's own stored images, so this is the kiosk's
+    /// fault ([`ErrorCode::StoredImageUnreadable`], an operator alert), never the customer's.
     #[error("{endpoint}: could not read the image to send: {reason}")]
     ImageUnreadable {
         /// Where it happened.
@@ -116,6 +117,15 @@ pub enum ApiError {
         reason: String,
         /// Whether the whole request body had been handed to the connection.
         body_sent: bool,
+    },
+    /// The TLS handshake failed: the server's certificate is not trusted (unknown CA, expired, another host's), or
+    /// the server does not speak TLS. Nothing was sent. An operator must act; retrying alone will not help.
+    #[error("{endpoint}: tls failure: {reason}")]
+    Tls {
+        /// Where it happened.
+        endpoint: Endpoint,
+        /// What the TLS layer said, in our words.
+        reason: String,
     },
     /// A 5xx, 408 or 429 answer, or a gateway's error page: the service is having trouble.
     #[error("{endpoint}: the server is having trouble (http {status})")]
@@ -198,12 +208,10 @@ impl ApiError {
             E::ContactAlreadyUsed => ErrorCode::ContactAlreadyUsed,
             E::RequestNotAccepted => ErrorCode::RequestNotAccepted,
             E::RequestNotFound { .. } => ErrorCode::RequestNotFound,
-            // An unreadable capture is fixed by capturing again: the same prompt as an image the server could not
-            // read.
-            E::ImageUnreadable { endpoint: Endpoint::Face, .. } => ErrorCode::FaceImageInvalid,
-            E::ImageUnreadable { endpoint: Endpoint::Liveness, .. } => ErrorCode::LivenessVideoInvalid,
-            E::ImageUnreadable { .. } => ErrorCode::DocumentImageInvalid,
+            // The kiosk failed to read back what it stored: a local fault for an operator, not a retake prompt.
+            E::ImageUnreadable { .. } => ErrorCode::StoredImageUnreadable,
             E::NetworkUnreachable { .. } => ErrorCode::NetworkUnreachable,
+            E::Tls { .. } => ErrorCode::TlsFailure,
             E::ServerError { .. } => ErrorCode::ServerError,
             E::Timeout { .. } => ErrorCode::Timeout,
             E::UnexpectedResponse { .. } | E::Config { .. } => ErrorCode::UnexpectedResponse,
@@ -254,7 +262,11 @@ impl ApiError {
             E::ContactAlreadyUsed => Some(409),
             E::RequestNotFound { status, .. } | E::UnexpectedResponse { status, .. } => *status,
             E::ServerError { status, .. } => Some(*status),
-            E::ImageUnreadable { .. } | E::NetworkUnreachable { .. } | E::Timeout { .. } | E::Config { .. } => None,
+            E::ImageUnreadable { .. }
+            | E::NetworkUnreachable { .. }
+            | E::Tls { .. }
+            | E::Timeout { .. }
+            | E::Config { .. } => None,
         }
     }
 
@@ -288,6 +300,7 @@ impl ApiError {
             | E::RequestNotFound { endpoint, .. }
             | E::ImageUnreadable { endpoint, .. }
             | E::NetworkUnreachable { endpoint, .. }
+            | E::Tls { endpoint, .. }
             | E::ServerError { endpoint, .. }
             | E::Timeout { endpoint, .. }
             | E::UnexpectedResponse { endpoint, .. } => Some(*endpoint),
@@ -322,7 +335,12 @@ impl ApiError {
             C::ContactAlreadyUsed => ApiError::ContactAlreadyUsed,
             C::RequestNotAccepted => ApiError::RequestNotAccepted,
             C::RequestNotFound => ApiError::RequestNotFound { endpoint, status: Some(status) },
-            C::NetworkUnreachable | C::ServerError | C::Timeout | C::UnexpectedResponse => {
+            C::NetworkUnreachable
+            | C::ServerError
+            | C::Timeout
+            | C::UnexpectedResponse
+            | C::StoredImageUnreadable
+            | C::TlsFailure => {
                 ApiError::UnexpectedResponse { endpoint, status: Some(status), detail: "an undocumented answer".into() }
             }
         }
@@ -579,21 +597,19 @@ mod tests {
             ),
             (ApiError::PayloadTooLarge { endpoint: Endpoint::Document, base64_len: Some(30_000_004) }, CustomerMustAct),
             (ApiError::Config { reason: "x".into() }, Fatal),
-            (ApiError::ImageUnreadable { endpoint: Endpoint::Face, reason: "short".into() }, CustomerMustAct),
+            // The kiosk's own stored image failed to read or decrypt: an operator must look, never the customer.
+            (ApiError::ImageUnreadable { endpoint: Endpoint::Face, reason: "short".into() }, Fatal),
         ];
         for (err, class) in cases {
             assert_eq!(err.class(), class, "{err}");
             assert_eq!(err.is_ambiguous(), class == Ambiguous, "{err}");
             assert_eq!(err.http_status(), None, "{err}");
         }
-        assert_eq!(
-            ApiError::ImageUnreadable { endpoint: Endpoint::Face, reason: String::new() }.code(),
-            ErrorCode::FaceImageInvalid
-        );
-        assert_eq!(
-            ApiError::ImageUnreadable { endpoint: Endpoint::Document, reason: String::new() }.code(),
-            ErrorCode::DocumentImageInvalid
-        );
+        for endpoint in [Endpoint::Document, Endpoint::Face, Endpoint::Liveness] {
+            let code = ApiError::ImageUnreadable { endpoint, reason: String::new() }.code();
+            assert_eq!(code.as_str(), "stored_image_unreadable", "{endpoint}");
+            assert_ne!(code.prompt().action, crate::api::RetryAction::RetakeDocument);
+        }
     }
 
     #[test]

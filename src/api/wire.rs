@@ -84,6 +84,9 @@ pub struct KycRequest {
     pub id_side_image: Option<String>,
     /// `faceImage`: hosted copy (URL).
     pub face_image: Option<String>,
+    /// `documentIdentificationId`: the document the request was created from, when the API says (the contract's
+    /// request object does not promise it).
+    pub document_id: Option<String>,
 }
 
 impl KycRequest {
@@ -108,6 +111,7 @@ impl KycRequest {
             id_back_image: get("idBackImage", "id_back_image").and_then(Value::as_str).map(str::to_owned),
             id_side_image: get("idSideImage", "id_side_image").and_then(Value::as_str).map(str::to_owned),
             face_image: get("faceImage", "face_image").and_then(Value::as_str).map(str::to_owned),
+            document_id: text("documentIdentificationId", "document_id").filter(|d| !d.is_empty()),
         })
     }
 }

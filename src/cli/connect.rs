@@ -69,7 +69,9 @@ pub fn connect(loaded: &Loaded) -> Result<Connection, Exit> {
 pub fn exit_for(err: &ApiError) -> Exit {
     match err.class() {
         ErrorClass::CustomerMustAct => Exit::CustomerMustAct,
-        ErrorClass::Fatal | ErrorClass::Transient | ErrorClass::Ambiguous => Exit::Fatal,
+        ErrorClass::Fatal => Exit::Fatal,
+        // Retrying later may work: not the "configuration or fatal" code.
+        ErrorClass::Transient | ErrorClass::Ambiguous => Exit::Transient,
     }
 }
 

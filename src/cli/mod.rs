@@ -215,6 +215,8 @@ pub enum QueueCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Clear the alert about a corrupt database that was moved to quarantine (after reading it in `queue status`).
+    Acknowledge(JsonFlag),
     /// Send what is waiting until the queue is empty or the deadline passes.
     Drain {
         /// Deadline in seconds.
@@ -270,6 +272,8 @@ pub struct InspectArgs {
 
 /// Parses the arguments, installs the logger, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
+    // Before anything holds a secret: no core dumps of this process.
+    let hardened = crate::secret::harden_process();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -296,6 +300,14 @@ pub fn main() -> ExitCode {
         }
     };
     init_logger(&loaded.config.log.level, cli.verbose);
+    if let Err(e) = hardened {
+        log::warn!("{e}; a crash could leave secrets in a core dump");
+    }
+    // The configuration holds the secrets now: take them out of the environment (children, /proc/<pid>/environ).
+    for name in ["EKYC_API_KEY", "EKYC_STAFF_PIN"] {
+        // SAFETY: no thread has been started yet (the queue, uploader and UI threads start in the commands below).
+        unsafe { crate::secret::scrub_env(name) };
+    }
     let exit = match cli.command {
         Some(Command::Enroll(args)) => enroll::run(&loaded, args),
         Some(Command::Requests(cmd)) => requests::run(&loaded, cmd),

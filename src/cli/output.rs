@@ -15,6 +15,8 @@ pub enum Exit {
     Fatal,
     /// 5: saved but not sent yet.
     Queued,
+    /// 6: the API could not be reached or had trouble (transient or unanswered): the same command may work later.
+    Transient,
 }
 
 impl Exit {
@@ -26,6 +28,7 @@ impl Exit {
             Exit::CustomerMustAct => 3,
             Exit::Fatal => 4,
             Exit::Queued => 5,
+            Exit::Transient => 6,
         }
     }
 }

@@ -86,13 +86,64 @@ fn to_value<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_else(|e| json!({ "error": { "message": e.to_string() } }))
 }
 
+/// `queue status` and `queue list` while another process holds the queue: a read-only snapshot, without its lock.
+fn run_read_only(loaded: &Loaded, cmd: &QueueCommand) -> Option<Exit> {
+    let c = &loaded.config;
+    let json_out = match cmd {
+        QueueCommand::Status(o) | QueueCommand::List(o) => o.json,
+        _ => return None,
+    };
+    let store = match crate::queue::Store::open_read_only(&c.storage.data_dir, &c.queue) {
+        Ok(s) => s,
+        Err(e) => return Some(fail(json_out, &e)),
+    };
+    if !json_out {
+        eprintln!("note: another ekyc-kiosk process holds the queue; this is a read-only snapshot");
+    }
+    Some(match cmd {
+        QueueCommand::Status(_) => match store.snapshot(|s| s.status()) {
+            Ok(s) => {
+                if json_out {
+                    print_json(&to_value(&s));
+                } else {
+                    print_status(&s);
+                }
+                if s.locked.is_some() { Exit::Fatal } else { Exit::Done }
+            }
+            Err(e) => fail(json_out, &e),
+        },
+        _ => match store.snapshot(|s| s.list()) {
+            Ok(list) => {
+                print_list(&list, json_out);
+                Exit::Done
+            }
+            Err(e) => fail(json_out, &e),
+        },
+    })
+}
+
+fn print_list(list: &[EnrollmentSummary], json_out: bool) {
+    if json_out {
+        print_json(&json!({ "enrollments": to_value(&list) }));
+    } else if list.is_empty() {
+        println!("the queue is empty");
+    } else {
+        list.iter().for_each(print_summary);
+    }
+}
+
 /// `queue ...`.
 pub fn run(loaded: &Loaded, cmd: QueueCommand) -> Exit {
     let q = match open_queue(loaded) {
         Ok(q) => q,
         Err(e) => {
+            if matches!(e, QueueError::Busy(_))
+                && let Some(exit) = run_read_only(loaded, &cmd)
+            {
+                return exit;
+            }
             let json = match &cmd {
-                QueueCommand::Status(o) | QueueCommand::List(o) => o.json,
+                QueueCommand::Status(o) | QueueCommand::List(o) | QueueCommand::Acknowledge(o) => o.json,
                 QueueCommand::Show { out, .. }
                 | QueueCommand::Retry { out, .. }
                 | QueueCommand::Purge { out, .. }
@@ -121,13 +172,7 @@ fn run_with(loaded: &Loaded, q: &QueueHandle, cmd: QueueCommand) -> Exit {
         },
         QueueCommand::List(out) => match q.list() {
             Ok(list) => {
-                if out.json {
-                    print_json(&json!({ "enrollments": to_value(&list) }));
-                } else if list.is_empty() {
-                    println!("the queue is empty");
-                } else {
-                    list.iter().for_each(print_summary);
-                }
+                print_list(&list, out.json);
                 Exit::Done
             }
             Err(e) => fail(out.json, &e),
@@ -193,6 +238,19 @@ fn run_with(loaded: &Loaded, q: &QueueHandle, cmd: QueueCommand) -> Exit {
                 Err(e) => fail(out.json, &e),
             }
         }
+        QueueCommand::Acknowledge(out) => match q.acknowledge_quarantine() {
+            Ok(cleared) => {
+                if out.json {
+                    print_json(&json!({ "acknowledged": cleared }));
+                } else if cleared {
+                    println!("quarantine alert acknowledged");
+                } else {
+                    println!("no quarantine alert to acknowledge");
+                }
+                Exit::Done
+            }
+            Err(e) => fail(out.json, &e),
+        },
         QueueCommand::Drain { timeout, out } => drain(loaded, q, Duration::from_secs(timeout), out.json),
     }
 }

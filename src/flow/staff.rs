@@ -10,7 +10,6 @@
 
 use crate::secret::{STAFF_PIN_MAX, StaffPin};
 use std::time::Duration;
-use zeroize::Zeroizing;
 
 /// The staff entry's policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +75,7 @@ pub struct StaffState {
     /// What is shown.
     pub screen: StaffScreen,
     /// The digits typed on the pad (zeroed when dropped).
-    typed: Zeroizing<String>,
+    typed: crate::secret::PinDigits,
     /// Wrong PINs since the last lock or the last right PIN.
     failures: u32,
     /// Locks so far (each doubles the next).
@@ -130,7 +129,7 @@ impl StaffState {
         StaffState {
             config,
             screen: StaffScreen::Closed,
-            typed: Zeroizing::new(String::new()),
+            typed: crate::secret::PinDigits::default(),
             failures: 0,
             lockouts: 0,
             locked_until: None,
@@ -263,7 +262,7 @@ mod tests {
     const IDLE: Duration = Duration::from_secs(90);
 
     fn state() -> StaffState {
-        StaffState::new(StaffConfig::new(Some(StaffPin::parse("2468").unwrap()), IDLE))
+        StaffState::new(StaffConfig::new(Some(StaffPin::parse("246813").unwrap()), IDLE))
     }
 
     fn run(s: &StaffState, events: &[StaffEvent]) -> (StaffState, Vec<StaffEffect>) {
@@ -288,30 +287,39 @@ mod tests {
     }
 
     #[test]
+    fn a_dump_of_the_entry_state_never_shows_the_digits() {
+        let (s, _) =
+            run(&state(), &[StaffEvent::Open, StaffEvent::Digit(2), StaffEvent::Digit(4), StaffEvent::Digit(6)]);
+        let dump = format!("{s:?}");
+        assert!(!dump.contains("246"), "{dump}");
+        assert!(dump.contains("3 typed"), "{dump}");
+    }
+
+    #[test]
     fn pad_and_console_transitions() {
         use StaffEvent::*;
         use StaffScreen as S;
         let open = |e: &[StaffEvent]| [&[Open][..], e].concat();
         let cases: Vec<(&str, Vec<StaffEvent>, S, Vec<StaffEffect>)> = vec![
             ("opens the pad", vec![Open], S::Pin, vec![]),
-            ("the right pin opens the console", open(&digits("2468")), S::Console, vec![StaffEffect::ConsoleOpened]),
+            ("the right pin opens the console", open(&digits("246813")), S::Console, vec![StaffEffect::ConsoleOpened]),
             ("a wrong pin stays on the pad", open(&digits("1357")), S::Pin, vec![]),
             ("cancel closes the pad", open(&[Digit(2), Cancel]), S::Closed, vec![]),
             (
                 "exit closes the console",
-                open(&[digits("2468"), vec![Exit]].concat()),
+                open(&[digits("246813"), vec![Exit]].concat()),
                 S::Closed,
                 vec![StaffEffect::ConsoleOpened, StaffEffect::ConsoleClosed],
             ),
             (
                 "erase then the right digits",
-                open(&[vec![Digit(9), Erase], digits("2468")].concat()),
+                open(&[vec![Digit(9), Erase], digits("246813")].concat()),
                 S::Console,
                 vec![StaffEffect::ConsoleOpened],
             ),
             ("enter with nothing typed does nothing", open(&[Enter]), S::Pin, vec![]),
-            ("digits while closed do nothing", digits("2468"), S::Closed, vec![]),
-            ("a longer pin that starts right is wrong", open(&digits("24680")), S::Pin, vec![]),
+            ("digits while closed do nothing", digits("246813"), S::Closed, vec![]),
+            ("a longer pin that starts right is wrong", open(&digits("2468130")), S::Pin, vec![]),
         ];
         for (name, events, screen, effects) in cases {
             let (s, fx) = run(&state(), &events);
@@ -347,7 +355,7 @@ mod tests {
         let (s, _) = run(&s, &digits("3333"));
         assert_eq!(s.notice(), PinNotice::Locked { seconds: 60 });
         // Locked: even the right PIN is not taken, and digits are ignored.
-        let (s, fx) = run(&s, &[vec![at(30)], digits("2468")].concat());
+        let (s, fx) = run(&s, &[vec![at(30)], digits("246813")].concat());
         assert_eq!((s.screen, fx, s.typed_len()), (StaffScreen::Pin, vec![], 0));
         assert_eq!(s.notice(), PinNotice::Locked { seconds: 30 });
         // The lock ends; three more wrong ones lock for twice as long.
@@ -356,7 +364,7 @@ mod tests {
         // The pad closed while locked (nobody touched it); after the lock, the right PIN opens and resets the count.
         let (s, _) = run(&s, &[at(180)]);
         assert_eq!(s.screen, StaffScreen::Closed);
-        let (s, fx) = run(&s, &[vec![StaffEvent::Open], digits("2468")].concat());
+        let (s, fx) = run(&s, &[vec![StaffEvent::Open], digits("246813")].concat());
         assert_eq!((s.screen, fx), (StaffScreen::Console, vec![StaffEffect::ConsoleOpened]));
         assert_eq!(s.notice(), PinNotice::None);
     }
@@ -387,7 +395,7 @@ mod tests {
         let (s, _) = run(&s, &[at(10 + 90)]);
         assert_eq!(s.screen, StaffScreen::Closed);
 
-        let (s, _) = run(&state(), &[vec![at(5), StaffEvent::Open], digits("2468")].concat());
+        let (s, _) = run(&state(), &[vec![at(5), StaffEvent::Open], digits("246813")].concat());
         let (s, _) = run(&s, &[at(60), StaffEvent::Touch, at(60 + 89)]);
         assert_eq!(s.screen, StaffScreen::Console, "a touch keeps the console open");
         let (s, fx) = run(&s, &[at(60 + 90)]);

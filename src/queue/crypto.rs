@@ -21,6 +21,11 @@ pub const CHUNK: usize = 64 * 1024;
 pub const TAG: usize = 16;
 /// The key file's name inside the data directory.
 pub const KEY_FILE: &str = "queue.key";
+/// The name of the systemd credential that holds the key instead (`LoadCredential=` or, sealed to this machine's
+/// TPM, `LoadCredentialEncrypted=`), read from `$CREDENTIALS_DIRECTORY/ekyc-queue-key`.
+pub const KEY_CREDENTIAL: &str = "ekyc-queue-key";
+/// Where a new key file is written before it is renamed into place.
+const KEY_TEMP: &str = "queue.key.tmp";
 
 /// Why the queue key could not be used.
 #[derive(Debug, Error)]
@@ -89,6 +94,8 @@ pub enum KeyOrigin {
     Existing,
     /// Created now (first run).
     Created,
+    /// Read from the systemd credential [`KEY_CREDENTIAL`] (never created by the kiosk).
+    Credential,
 }
 
 impl QueueKey {
@@ -101,39 +108,34 @@ impl QueueKey {
     /// true, makes a new random key with `create_new` and mode 0600 (never readable by anyone else, not even
     /// briefly). Returns `Ok(None)` when it does not exist and `create` is false.
     pub fn load_or_create(dir: &Path, create: bool) -> Result<Option<(QueueKey, KeyOrigin)>, KeyError> {
-        use std::io::Read;
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        Self::load_from(dir, None, create)
+    }
+
+    /// [`QueueKey::load_or_create`], except that when `credentials` (the service's `$CREDENTIALS_DIRECTORY`) holds
+    /// [`KEY_CREDENTIAL`], that is the key: the file in `dir` is then neither read nor created. A new key file is
+    /// written to a temporary file, fsynced, renamed into place and the directory fsynced, so a crash leaves either
+    /// no key file or a whole one (never a short key that would lock the queue).
+    pub fn load_from(
+        dir: &Path,
+        credentials: Option<&Path>,
+        create: bool,
+    ) -> Result<Option<(QueueKey, KeyOrigin)>, KeyError> {
+        if let Some(c) = credentials {
+            let path = c.join(KEY_CREDENTIAL);
+            match read_key(&path) {
+                Ok(key) => return Ok(Some((key, KeyOrigin::Credential))),
+                Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
         let path = dir.join(KEY_FILE);
-        let io = |source| KeyError::Io { path: path.clone(), source };
-        match std::fs::File::open(&path) {
-            Ok(mut f) => {
-                let meta = f.metadata().map_err(io)?;
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(KeyError::Permissions { path, mode });
-                }
-                if meta.len() != 32 {
-                    return Err(KeyError::Length { path, len: meta.len() });
-                }
-                let mut bytes = Zeroizing::new([0u8; 32]);
-                f.read_exact(&mut bytes[..]).map_err(io)?;
-                Ok(Some((QueueKey::from_bytes(&bytes), KeyOrigin::Existing)))
+        match read_key(&path) {
+            Ok(key) => Ok(Some((key, KeyOrigin::Existing))),
+            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && create => {
+                create_key(dir).map(|k| Some((k, KeyOrigin::Created)))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-                let mut bytes = Zeroizing::new([0u8; 32]);
-                getrandom::fill(&mut bytes[..]).map_err(|_| KeyError::Random)?;
-                let mut f =
-                    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
-                f.write_all(&bytes[..]).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                // Make the new directory entry durable too.
-                if let Ok(d) = std::fs::File::open(dir) {
-                    let _ = d.sync_all();
-                }
-                Ok(Some((QueueKey::from_bytes(&bytes), KeyOrigin::Created)))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(e)),
+            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -198,6 +200,53 @@ impl QueueKey {
             .map_err(|_| CryptoError::Auth)?;
         Ok(buf)
     }
+}
+
+/// Reads a 32-byte key file that only its owner can read.
+fn read_key(path: &Path) -> Result<QueueKey, KeyError> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let io = |source| KeyError::Io { path: path.to_owned(), source };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let meta = f.metadata().map_err(io)?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Permissions { path: path.to_owned(), mode });
+    }
+    if meta.len() != 32 {
+        return Err(KeyError::Length { path: path.to_owned(), len: meta.len() });
+    }
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    f.read_exact(&mut bytes[..]).map_err(io)?;
+    Ok(QueueKey::from_bytes(&bytes))
+}
+
+/// Makes a new random key file in `dir` atomically: temporary file (0600 from the start), write, fsync, rename,
+/// fsync of the directory. The caller holds the queue's lock, so no one else writes the temporary file.
+fn create_key(dir: &Path) -> Result<QueueKey, KeyError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(KEY_FILE);
+    let temp = dir.join(KEY_TEMP);
+    let io = |p: &Path| {
+        let p = p.to_owned();
+        move |source| KeyError::Io { path: p, source }
+    };
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut bytes[..]).map_err(|_| KeyError::Random)?;
+    // A temporary file left by a crash holds a key nothing was ever encrypted with.
+    match std::fs::remove_file(&temp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&temp)(e)),
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp).map_err(io(&temp))?;
+    f.write_all(&bytes[..]).map_err(io(&temp))?;
+    f.sync_all().map_err(io(&temp))?;
+    drop(f);
+    std::fs::rename(&temp, &path).map_err(io(&path))?;
+    // The rename is durable only once the directory is.
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    Ok(QueueKey::from_bytes(&bytes))
 }
 
 fn nonce_aad(row: i64, prefix: &[u8; 8], index: u32, total: u64) -> ([u8; 12], [u8; 21]) {
@@ -300,6 +349,39 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(&path, b"short").unwrap();
         assert!(matches!(QueueKey::load_or_create(dir.path(), true), Err(KeyError::Length { .. })));
+    }
+
+    #[test]
+    fn a_systemd_credential_is_the_key_and_a_new_key_file_appears_whole() {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let creds = tempfile::tempdir().unwrap();
+        // No credential yet: the file is created, atomically (no temporary left; a stale one is replaced).
+        std::fs::write(dir.path().join(KEY_TEMP), b"short").unwrap();
+        let (file_key, origin) = QueueKey::load_from(dir.path(), Some(creds.path()), true).unwrap().unwrap();
+        assert_eq!(origin, KeyOrigin::Created);
+        assert!(!dir.path().join(KEY_TEMP).exists());
+        let path = dir.path().join(KEY_FILE);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 32);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        // A credential (systemd makes it 0400) takes precedence over the file.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o400)
+            .open(creds.path().join(KEY_CREDENTIAL))
+            .unwrap();
+        f.write_all(&[42u8; 32]).unwrap();
+        drop(f);
+        let (cred_key, origin) = QueueKey::load_from(dir.path(), Some(creds.path()), true).unwrap().unwrap();
+        assert_eq!(origin, KeyOrigin::Credential);
+        let sealed = QueueKey::from_bytes(&[42u8; 32]).seal_small(b"x", b"a").unwrap();
+        assert_eq!(cred_key.open_small(&sealed, b"a").unwrap(), b"x");
+        assert!(file_key.open_small(&sealed, b"a").is_err());
+        // With a credential, no key file is ever made.
+        let other = tempfile::tempdir().unwrap();
+        QueueKey::load_from(other.path(), Some(creds.path()), true).unwrap().unwrap();
+        assert!(!other.path().join(KEY_FILE).exists());
     }
 
     #[test]

@@ -4,7 +4,10 @@
 use rusqlite::Connection;
 
 /// The migrations in order; `user_version` is the number applied.
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("migrations/0001_init.sql")),
+    ("0002_sealed_contact", include_str!("migrations/0002_sealed_contact.sql")),
+];
 
 /// Why the schema could not be brought up to date.
 #[derive(Debug, thiserror::Error)]

@@ -50,9 +50,12 @@ enum Command {
     RegisterWaker(SyncSender<()>),
     Lease(Reply<LeaseAnswer>),
     ReadChunk { image: i64, index: u32, reply: Reply<Vec<u8>> },
-    Complete { step_id: i64, outcome: Outcome, reply: Reply<()> },
+    Complete { step_id: i64, attempt: Option<u32>, outcome: Outcome, reply: Reply<()> },
+    ReleaseLease { step_id: i64, attempt: u32, sent: bool, reply: Reply<()> },
     ReplaceImages { step_id: i64, images: Vec<(ImageRole, UploadJpeg)>, reply: Reply<()> },
     KeyRejected(bool, Reply<()>),
+    TlsFailed(bool, Reply<()>),
+    AcknowledgeQuarantine(Reply<bool>),
     Sendable(Reply<u64>),
     IntegrityCheck(Reply<String>),
     Shutdown,
@@ -192,9 +195,22 @@ impl QueueHandle {
         self.call(Command::Lease, CALL_TIMEOUT)
     }
 
-    /// Records a leased step's outcome (uploader).
+    /// Records a leased step's outcome, whatever lease it was sent under.
     pub fn complete(&self, step_id: i64, outcome: Outcome) -> Result<(), QueueError> {
-        self.call(|reply| Command::Complete { step_id, outcome, reply }, CALL_TIMEOUT)
+        self.call(|reply| Command::Complete { step_id, attempt: None, outcome, reply }, CALL_TIMEOUT)
+    }
+
+    /// Records the outcome of attempt `attempt` of a leased step (uploader). Refused with
+    /// [`QueueError::LeaseLost`] when that lease has ended (given back by a shutdown, or reclaimed after it expired
+    /// and leased again), so a late answer cannot overwrite a newer attempt.
+    pub fn complete_lease(&self, step_id: i64, attempt: u32, outcome: Outcome) -> Result<(), QueueError> {
+        self.call(|reply| Command::Complete { step_id, attempt: Some(attempt), outcome, reply }, CALL_TIMEOUT)
+    }
+
+    /// Gives a leased step back without an outcome (the uploader was stopped while a call was blocked): pending
+    /// again, the attempt counted, and counted as unanswered when `sent` (its whole body had gone out).
+    pub fn release_lease(&self, step_id: i64, attempt: u32, sent: bool) -> Result<(), QueueError> {
+        self.call(|reply| Command::ReleaseLease { step_id, attempt, sent, reply }, CALL_TIMEOUT)
     }
 
     /// Replaces a leased step's images with smaller re-encodings (uploader, after a 413).
@@ -205,6 +221,16 @@ impl QueueHandle {
     /// Records whether the API is rejecting the key (shown by `queue status`, alerted to subscribers).
     pub fn set_key_rejected(&self, rejected: bool) -> Result<(), QueueError> {
         self.call(|r| Command::KeyRejected(rejected, r), CALL_TIMEOUT)
+    }
+
+    /// Clears the quarantine alert (an operator has seen it); `true` if there was one.
+    pub fn acknowledge_quarantine(&self) -> Result<bool, QueueError> {
+        self.call(Command::AcknowledgeQuarantine, CALL_TIMEOUT)
+    }
+
+    /// Records whether TLS with the API is failing (shown by `queue status`, alerted to subscribers).
+    pub fn set_tls_failed(&self, failed: bool) -> Result<(), QueueError> {
+        self.call(|r| Command::TlsFailed(failed, r), CALL_TIMEOUT)
     }
 
     /// Enrollments still to send (pending or in flight).
@@ -317,6 +343,11 @@ fn run(mut store: Store, rx: Receiver<Command>, tick: Duration) {
     loop {
         let now = Instant::now();
         if now >= next_tick {
+            match store.reclaim_expired_leases() {
+                Ok(0) => {}
+                Ok(_) => hub.wake(),
+                Err(e) => log::error!("cannot reclaim expired leases: {e}"),
+            }
             match store.tick_retention() {
                 Ok(events) => hub.emit(events),
                 Err(e) => log::error!("retention check failed: {e}"),
@@ -382,15 +413,24 @@ fn run(mut store: Store, rx: Receiver<Command>, tick: Duration) {
             Command::ReadChunk { image, index, reply } => {
                 let _ = reply.send(store.read_chunk(image, index));
             }
-            Command::Complete { step_id, outcome, reply } => match store.complete(step_id, &outcome) {
-                Ok(events) => {
-                    hub.emit(events);
-                    let _ = reply.send(Ok(()));
+            Command::Complete { step_id, attempt, outcome, reply } => {
+                match store.complete_lease(step_id, attempt, &outcome) {
+                    Ok(events) => {
+                        hub.emit(events);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
+            }
+            Command::ReleaseLease { step_id, attempt, sent, reply } => {
+                let r = store.release_lease(step_id, attempt, sent);
+                if r.is_ok() {
+                    hub.wake();
                 }
-            },
+                let _ = reply.send(r);
+            }
             Command::ReplaceImages { step_id, images, reply } => {
                 let _ = reply.send(store.replace_images(step_id, &images));
             }
@@ -398,6 +438,17 @@ fn run(mut store: Store, rx: Receiver<Command>, tick: Duration) {
                 let r = store.set_key_rejected(rejected);
                 if r.is_ok() {
                     let alert = if rejected { Alert::ApiKeyRejected } else { Alert::ApiKeyAccepted };
+                    hub.emit([Event::Alert { alert }]);
+                }
+                let _ = reply.send(r);
+            }
+            Command::AcknowledgeQuarantine(reply) => {
+                let _ = reply.send(store.acknowledge_quarantine());
+            }
+            Command::TlsFailed(failed, reply) => {
+                let r = store.set_tls_failed(failed);
+                if r.is_ok() {
+                    let alert = if failed { Alert::TlsFailed } else { Alert::TlsRecovered };
                     hub.emit([Event::Alert { alert }]);
                 }
                 let _ = reply.send(r);

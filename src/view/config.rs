@@ -30,7 +30,7 @@ pub struct KioskConfig {
     pub face_countdown: Duration,
     /// The language every session starts in: `en` or `fr`.
     pub language: String,
-    /// File holding the staff PIN (4 to 12 digits, mode 0600 or stricter) that opens the operator console on the
+    /// File holding the staff PIN (6 to 12 digits, mode 0600 or stricter) that opens the operator console on the
     /// kiosk. `EKYC_STAFF_PIN` takes precedence. Unset: the kiosk has no operator screen.
     pub staff_pin_file: Option<PathBuf>,
 }
