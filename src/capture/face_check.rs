@@ -16,9 +16,9 @@ const POSE_SIDE: u32 = 64;
 /// The face crop is first area-averaged to at most this side (bounds the cost for a face filling the frame).
 const CROP_MAX_SIDE: u32 = 384;
 
-/// The fine pass searches this part of the frame (fractions of its width and height): the guide oval's columns,
-/// from just under the top to below the shoulders of a customer standing back.
-const FINE_REGION: (f64, f64, f64, f64) = (0.30, 0.04, 0.70, 0.78);
+/// The fine pass searches this part of the frame (fractions of its width and height): the guide oval's middle
+/// columns, where the head of a customer standing back in front of the kiosk is (the camera at eye height).
+const FINE_REGION: (f64, f64, f64, f64) = (0.32, 0.10, 0.68, 0.66);
 /// The fine pass searches the region at this share of its full resolution: rustface's 40 px window then finds faces
 /// from 40 / 0.72 = 56 px, under 1/12 of a 720p frame's height (60 px).
 const FINE_SCALE: f64 = 0.72;
