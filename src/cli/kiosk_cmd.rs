@@ -114,16 +114,10 @@ pub fn kiosk(loaded: &Loaded) -> Exit {
         eprintln!("error: {NO_DISPLAY}");
         return Exit::Fatal;
     }
-    let app = match AppWindow::new() {
+    let app = match kiosk_window(cfg) {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: cannot open the kiosk window: {e}\n{NO_DISPLAY}");
-            return Exit::Fatal;
-        }
+        Err(exit) => return exit,
     };
-    app.set_frameless(cfg.fullscreen);
-    app.global::<Kiosk>().set_hide_cursor(cfg.hide_cursor);
-    app.window().set_fullscreen(cfg.fullscreen);
     let mailbox = Mailbox::new(event_loop_wake());
     log::info!("kiosk: run mode {}", loaded.mode.describe());
     let (backend, live) = match Backend::start(loaded, mailbox.clone()) {
@@ -185,19 +179,24 @@ pub fn misconfigured(reason: &str) -> Exit {
         eprintln!("error: {reason}");
         return Exit::Fatal;
     }
-    let app = match AppWindow::new() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: cannot open the kiosk window: {e}");
-            return Exit::Fatal;
-        }
-    };
     // The configuration did not load: the built-in kiosk defaults (full screen, no pointer) apply.
-    let cfg = crate::view::KioskConfig::default();
+    let app = match kiosk_window(&crate::view::KioskConfig::default()) {
+        Ok(a) => a,
+        Err(exit) => return exit,
+    };
+    show_out_of_service(app, reason, Instant::now())
+}
+
+/// The customer window as `[kiosk]` asks (full screen and frameless, the pointer hidden), or the error printed.
+fn kiosk_window(cfg: &crate::view::KioskConfig) -> Result<AppWindow, Exit> {
+    let app = AppWindow::new().map_err(|e| {
+        eprintln!("error: cannot open the kiosk window: {e}\n{NO_DISPLAY}");
+        Exit::Fatal
+    })?;
     app.set_frameless(cfg.fullscreen);
     app.global::<Kiosk>().set_hide_cursor(cfg.hide_cursor);
     app.window().set_fullscreen(cfg.fullscreen);
-    show_out_of_service(app, reason, Instant::now())
+    Ok(app)
 }
 
 /// Runs `app` on the out-of-service notice with `reason` for staff until it is closed; exits 4.
