@@ -2,12 +2,15 @@
 //! offline and draining later, the JSON shapes and exit codes, an operator's purge, no image bytes left in the
 //! database files afterwards, and corrupted database files at startup.
 
+#[path = "support/cli.rs"]
+mod cli;
+
+use cli::{demo, json};
 use ekyc_kiosk::encode::{EncodeConfig, UploadJpeg};
 use ekyc_kiosk::sandbox::{Sandbox, SandboxConfig, SandboxOptions};
 use ekyc_kiosk::secret::ApiKey;
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "queue-cli-key";
@@ -20,31 +23,9 @@ fn sandbox() -> Sandbox {
     .unwrap()
 }
 
-fn demo(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo").join(name)
-}
-
-/// Runs the binary with the data dir and, when given, the API; returns the output.
+/// Runs the binary against `api` (this test's key) or nothing configured.
 fn run(data: &Path, api: Option<&str>, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ekyc-kiosk"));
-    c.args(args)
-        .env_remove("EKYC_CONFIG")
-        .env("EKYC_DATA_DIR", data)
-        .env("EKYC_UPLOADER_RETRY_BASE", "50ms")
-        .env("EKYC_UPLOADER_RETRY_CAP", "500ms")
-        .env("EKYC_API_CONNECT_TIMEOUT", "1s")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
-    match api {
-        Some(url) => c.env("EKYC_API_BASE_URL", url).env("EKYC_API_KEY", KEY),
-        None => c.env_remove("EKYC_API_BASE_URL").env_remove("EKYC_API_KEY"),
-    };
-    c.output().unwrap()
-}
-
-fn json(o: &Output) -> Value {
-    let text = String::from_utf8_lossy(&o.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
+    cli::run(data, api.map(|url| (url, KEY)), &[("EKYC_API_CONNECT_TIMEOUT", "1s")], args)
 }
 
 fn enroll(data: &Path, api: Option<&str>, n: u32, wait: &str) -> Output {

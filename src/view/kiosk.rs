@@ -229,11 +229,13 @@ impl KioskView {
                     self.handle(Event::QueueLocked(lock.is_some()));
                 }
                 Report::CameraStatus(reason) => {
-                    // The flow learns it from the Event::CameraAvailable that follows; staff see why.
+                    // Staff see why; the flow only whether a customer can start.
                     self.app.global::<Kiosk>().set_out_of_service_detail(reason.clone().unwrap_or_default().into());
+                    let available = reason.is_none();
                     if let Some(c) = &console {
                         c.show_camera_unavailable(reason);
                     }
+                    self.handle(Event::CameraAvailable(available));
                 }
                 Report::Thumbnail { session, target, pixels } => {
                     if session == self.state.borrow().session_id {

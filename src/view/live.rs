@@ -194,7 +194,7 @@ impl LiveServices {
 
     /// From now on, while no capture screen is shown, the capture thread looks for the customer camera every
     /// [`CAMERA_PROBE_INTERVAL`] (the first time at once): a camera that is missing or does not open puts the kiosk
-    /// out of service ([`Report::CameraStatus`], [`Event::CameraAvailable`]) until it works again. For the kiosk
+    /// out of service ([`Report::CameraStatus`]) until it works again. For the kiosk
     /// only: the desktop operator console must not hold the camera another process may be using.
     pub fn watch_camera(&self) {
         self.send(Command::WatchCamera);
@@ -564,8 +564,7 @@ impl Worker {
             (None, _) => {}
         }
         self.camera_status = status;
-        self.mailbox.post(Report::CameraStatus(reason.clone()));
-        self.mailbox.post_event(Event::CameraAvailable(reason.is_none()));
+        self.mailbox.post(Report::CameraStatus(reason));
     }
 
     fn post_console(&self, report: ConsoleReport) {
