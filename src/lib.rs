@@ -9,6 +9,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod contact;
+pub mod durable;
 pub mod encode;
 pub mod flow;
 pub mod queue;

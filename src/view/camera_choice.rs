@@ -66,23 +66,23 @@ impl CameraChoice {
     }
 
     /// Remembers `chosen` over the `configured` camera; choosing the configured camera forgets any earlier choice.
-    /// Written to a temporary file and renamed, so a crash leaves the old choice or the new one, never half a file.
+    /// Replaced durably (`durable::replace_file`), so a crash or a power cut leaves the old choice or the new one.
     pub fn save(&self, configured: &str, chosen: &str) -> std::io::Result<()> {
         if chosen == configured {
             self.forget();
             return Ok(());
         }
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, format!("configured = {configured}\nchosen = {chosen}\n"))?;
-        std::fs::rename(&tmp, &self.path)
+        crate::durable::replace_file(
+            &self.path,
+            format!("configured = {configured}\nchosen = {chosen}\n").as_bytes(),
+            0o600,
+        )
     }
 
     /// Removes the remembered choice (nothing to do if there is none).
     fn forget(&self) {
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => log::warn!("cannot remove {}: {e}", self.path.display()),
+        if let Err(e) = crate::durable::remove_file(&self.path) {
+            log::warn!("cannot remove {}: {e}", self.path.display());
         }
     }
 }
