@@ -251,6 +251,62 @@ fn slow_heads_time_out_and_heads_are_bounded() {
 }
 
 #[test]
+fn a_body_trickled_below_the_minimum_rate_is_cut_off() {
+    let cfg = SandboxConfig { min_body_rate: 1000, body_rate_grace: Duration::from_millis(500), ..quick_config() };
+    let sb = start(cfg);
+    // 10 bytes a second, well below 1000 B/s: cut off soon after the grace period, long before the 2 min deadline.
+    let mut s = raw::connect(sb.addr());
+    s.write_all(
+        format!("POST /api/face-authentication HTTP/1.1\r\nx-api-key: {KEY}\r\nContent-Length: 100000\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let t = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    // One byte, then wait up to 100 ms for an answer, until one comes.
+    while t.elapsed() < Duration::from_secs(10) {
+        s.write_all(b"x").unwrap();
+        if s.peek(&mut [0u8; 1]).is_ok_and(|n| n > 0) {
+            break;
+        }
+    }
+    s.set_read_timeout(None).unwrap();
+    let r = raw::parse(&raw::read_all(&mut s));
+    assert_eq!((r.status, r.text().as_str()), (408, r#"{"error": "request body too slow"}"#));
+    assert!(t.elapsed() < Duration::from_secs(5), "cut off after {:?}", t.elapsed());
+    // A body at a normal pace still arrives whole.
+    let r = call(sb.addr(), "POST", "/api/face-authentication", &json!({}));
+    assert_ne!(r.status, 408);
+}
+
+#[test]
+fn control_requests_from_a_web_page_are_refused() {
+    let sb = start(quick_config());
+    let a = sb.addr();
+    let rule = json!({"action": "unavailable"}).to_string();
+    let post = |host: &str, marker: bool| {
+        let mut head = format!("POST /_sandbox/faults HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain\r\n");
+        if marker {
+            head.push_str("x-sandbox-control: 1\r\n");
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n{rule}", rule.len()));
+        raw::raw(a, head.as_bytes())
+    };
+    // A form a page posts cross-site (no custom header), and a DNS-rebinding page (its own host name).
+    let r = post(&a.to_string(), false);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("x-sandbox-control"));
+    let r = post("rebind.example:8080", true);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("Host"));
+    assert!(sb.faults().rules().is_empty(), "no rule was added");
+    // A local tool's request is served.
+    assert_eq!(post(&a.to_string(), true).status, 201);
+    assert_eq!(post(&format!("localhost:{}", a.port()), true).status, 201);
+    assert_eq!(sb.faults().rules().len(), 2);
+}
+
+#[test]
 fn state_file_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("sandbox-state.json");

@@ -84,7 +84,9 @@ pub fn run(loaded: &Loaded, args: SandboxArgs) -> Exit {
     println!("point a kiosk or the CLI at it:");
     println!("  export EKYC_API_BASE_URL={base}");
     println!("  export EKYC_API_KEY={key}");
-    println!("fault injection and the call log: {base}/_sandbox/ (loopback only; see the README)");
+    println!(
+        "fault injection and the call log: {base}/_sandbox/ (loopback only, header x-sandbox-control: 1; see the README)"
+    );
     println!("press Ctrl-C to stop");
     while !STOP.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));

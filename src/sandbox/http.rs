@@ -207,10 +207,41 @@ pub enum BodyError {
     TooLarge,
     /// The body did not arrive before the deadline.
     Timeout,
+    /// After the grace period the body was arriving slower than the minimum rate (a client holding a worker
+    /// with a trickle); cut off without waiting for the whole deadline.
+    TooSlow,
     /// Bad chunk framing, or the peer closed early.
     Malformed,
     /// Another I/O error.
     Io(io::Error),
+}
+
+/// How long a body may take: a deadline for the whole, a timeout for each read, and a minimum average rate once a
+/// grace period has passed.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPace {
+    /// When reading starts.
+    pub start: Instant,
+    /// The whole body by then.
+    pub deadline: Instant,
+    /// Each read at most this long.
+    pub io_timeout: Duration,
+    /// Bytes per second on average since `start`, checked once `grace` has passed (0: no minimum).
+    pub min_rate: u64,
+    /// Time before the minimum rate applies (slow start, a client's first retransmissions).
+    pub grace: Duration,
+}
+
+impl BodyPace {
+    /// `Err(TooSlow)` when, after the grace period, fewer than `min_rate` bytes per second have arrived.
+    fn check_rate(&self, received: u64) -> Result<(), BodyError> {
+        let elapsed = self.start.elapsed();
+        if self.min_rate == 0 || elapsed <= self.grace {
+            return Ok(());
+        }
+        let expected = (self.min_rate as f64 * elapsed.as_secs_f64()) as u64;
+        if received < expected { Err(BodyError::TooSlow) } else { Ok(()) }
+    }
 }
 
 /// Reads a whole body of at most `cap` bytes. A `Content-Length` above the cap is refused before anything is read;
@@ -219,16 +250,16 @@ pub fn read_body(
     r: &mut BufReader<TcpStream>,
     framing: Framing,
     cap: u64,
-    deadline: Instant,
-    io_timeout: Duration,
+    pace: &BodyPace,
     received: &mut u64,
 ) -> Result<Vec<u8>, BodyError> {
+    let (deadline, io_timeout) = (pace.deadline, pace.io_timeout);
     match framing {
         Framing::None => Ok(Vec::new()),
         Framing::Length(n) if n > cap => Err(BodyError::TooLarge),
         Framing::Length(n) => {
             let mut out = Vec::with_capacity(n.min(1 << 20) as usize);
-            read_exact_into(r, n, &mut out, deadline, io_timeout, received)?;
+            read_exact_into(r, n, &mut out, pace, received)?;
             Ok(out)
         }
         Framing::Chunked => {
@@ -262,10 +293,10 @@ pub fn read_body(
                 if out.len() as u64 + size > cap {
                     // Read what fits, so the bytes counted are real, then stop.
                     let room = cap - out.len() as u64;
-                    read_exact_into(r, room, &mut out, deadline, io_timeout, received)?;
+                    read_exact_into(r, room, &mut out, pace, received)?;
                     return Err(BodyError::TooLarge);
                 }
-                read_exact_into(r, size, &mut out, deadline, io_timeout, received)?;
+                read_exact_into(r, size, &mut out, pace, received)?;
                 let mut crlf = Vec::new();
                 let mut budget = 2;
                 read_line_bounded(r, &mut crlf, &mut budget, deadline, io_timeout).map_err(|_| BodyError::Malformed)?;
@@ -281,18 +312,18 @@ fn read_exact_into(
     r: &mut BufReader<TcpStream>,
     mut n: u64,
     out: &mut Vec<u8>,
-    deadline: Instant,
-    io_timeout: Duration,
+    pace: &BodyPace,
     received: &mut u64,
 ) -> Result<(), BodyError> {
     let mut buf = [0u8; 64 * 1024];
     while n > 0 {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = pace.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(BodyError::Timeout);
         }
+        pace.check_rate(*received)?;
         if r.buffer().is_empty() {
-            r.get_ref().set_read_timeout(Some(left.min(io_timeout))).map_err(BodyError::Io)?;
+            r.get_ref().set_read_timeout(Some(left.min(pace.io_timeout))).map_err(BodyError::Io)?;
         }
         let want = n.min(buf.len() as u64) as usize;
         match r.read(&mut buf[..want]) {

@@ -58,6 +58,13 @@ pub struct SandboxConfig {
     /// Deadline for a request's body.
     #[serde(with = "humantime_serde")]
     pub body_timeout: Duration,
+    /// A body arriving slower than this on average (bytes per second) is cut off with a 408 once
+    /// `body_rate_grace` has passed; 0 turns the check off. The default, 1 KiB/s, is far below any link that can
+    /// send a photo in time and far above a client trickling a byte at a time to hold a worker.
+    pub min_body_rate: u64,
+    /// Time before `min_body_rate` applies.
+    #[serde(with = "humantime_serde")]
+    pub body_rate_grace: Duration,
     /// Socket read and write timeout (each read, each write).
     #[serde(with = "humantime_serde")]
     pub io_timeout: Duration,
@@ -80,6 +87,8 @@ impl Default for SandboxConfig {
             max_concurrent_uploads: 4,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(120),
+            min_body_rate: 1024,
+            body_rate_grace: Duration::from_secs(5),
             io_timeout: Duration::from_secs(30),
             max_documents: 500,
             max_requests: 1000,
@@ -436,6 +445,11 @@ pub fn rules_markdown() -> &'static str {
 /// The control endpoint's routes, for the README and operators.
 pub const CONTROL_MARKDOWN: &str = "\
 ### The sandbox control endpoint (loopback clients only, JSON in and out, no API key)
+
+A control request must come from a loopback address, name a loopback host in `Host` (`127.0.0.1`, `[::1]` or
+`localhost`) and carry the header `x-sandbox-control: 1`, so a web page open on the same machine cannot change the
+sandbox: a browser sends neither a custom header cross-site nor a loopback `Host` from a rebinding domain. For
+example `curl -H 'x-sandbox-control: 1' http://127.0.0.1:8080/_sandbox/calls`.
 
 | Route | What it does |
 |---|---|

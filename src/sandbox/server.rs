@@ -198,10 +198,13 @@ pub(crate) fn serve(shared: &Shared, worker: &mut Worker, mut stream: TcpStream,
 
     if head.path == "/_sandbox" || head.path.starts_with("/_sandbox/") {
         let mut body = BodyState::default();
-        let resp = if peer.ip().is_loopback() {
-            control(shared, &head, &mut reader, &mut stream, &mut body)
-        } else {
+        let resp = if !peer.ip().is_loopback() {
             Response::json(403, r#"{"error": "the control endpoint answers loopback clients only"}"#)
+        } else if let Err(why) = control_allowed(&head) {
+            log::info!("sandbox: control request refused: {why}");
+            Response::json_value(403, &json!({"error": why}))
+        } else {
+            control(shared, &head, &mut reader, &mut stream, &mut body)
         };
         finish(shared, &mut stream, &head, &resp, Pace::Whole, &body);
         return;
@@ -386,14 +389,30 @@ fn read_body(
     if head.expects_continue() && head.framing != Framing::None {
         let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
     }
-    let deadline = Instant::now() + shared.config.body_timeout;
-    match http::read_body(reader, head.framing, cap, deadline, shared.config.io_timeout, &mut body.received) {
+    let start = Instant::now();
+    let pace = http::BodyPace {
+        start,
+        deadline: start + shared.config.body_timeout,
+        io_timeout: shared.config.io_timeout,
+        min_rate: shared.config.min_body_rate,
+        grace: shared.config.body_rate_grace,
+    };
+    match http::read_body(reader, head.framing, cap, &pace, &mut body.received) {
         Ok(b) => {
             body.complete = true;
             Ok(b)
         }
         Err(BodyError::TooLarge) => Err(too_large()),
         Err(BodyError::Timeout) => Err(Response::json(408, r#"{"error": "request timeout"}"#)),
+        Err(BodyError::TooSlow) => {
+            log::info!(
+                "sandbox: {} {} cut off: body below {} B/s",
+                head.method,
+                head.path,
+                shared.config.min_body_rate
+            );
+            Err(Response::json(408, r#"{"error": "request body too slow"}"#))
+        }
         Err(BodyError::Malformed) => Err(Response::json(400, r#"{"error": "bad request"}"#)),
         Err(BodyError::Io(e)) => {
             log::debug!("sandbox: body of {} {} not read: {e}", head.method, head.path);
@@ -804,6 +823,36 @@ fn delete(shared: &Shared, obj: &Body<'_>) -> Result<Response, Response> {
     Ok(Response::json(200, wire::DELETED))
 }
 
+/// The header a control request must carry. A web page can make a browser send a simple cross-site request to
+/// loopback, but not one with a custom header (that needs a CORS preflight, which the sandbox never grants).
+pub const CONTROL_HEADER: &str = "x-sandbox-control";
+
+/// A control request is one a local tool made on purpose: its `Host` names a loopback address (a page on a
+/// rebinding domain sends its own name) and it carries [`CONTROL_HEADER`].
+fn control_allowed(head: &Head) -> Result<(), &'static str> {
+    let host = head.header("host").ok_or("the Host header is missing")?;
+    if !is_loopback_host(host) {
+        return Err("the Host header must name a loopback address (127.0.0.1, [::1] or localhost)");
+    }
+    if head.header(CONTROL_HEADER).is_none() {
+        return Err("control requests need the x-sandbox-control header");
+    }
+    Ok(())
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((inner, tail)) if tail.is_empty() || tail.starts_with(':') => inner,
+            _ => return false,
+        }
+    } else {
+        host.rsplit_once(':').map_or(host, |(n, _)| n)
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The control endpoint (`/_sandbox/...`), loopback peers only.
 fn control(
     shared: &Shared,
@@ -866,6 +915,16 @@ fn control(
 mod tests {
     use super::*;
     use base64::engine::general_purpose;
+
+    #[test]
+    fn control_hosts_are_loopback_names_only() {
+        for ok in ["127.0.0.1:8080", "127.0.0.1", "127.1.2.3:1", "localhost:9", "LOCALHOST", "[::1]:80", "[::1]"] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in ["evil.example:8080", "127.0.0.1.evil.example", "10.0.0.1:80", "[::1]x", "", "localhost.evil:1"] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn show_ids_are_extracted_and_decoded() {

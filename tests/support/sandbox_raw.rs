@@ -109,6 +109,9 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, bo
     if let Some(k) = key {
         head.push_str(&format!("x-api-key: {k}\r\n"));
     }
+    if path.starts_with("/_sandbox") {
+        head.push_str("x-sandbox-control: 1\r\n");
+    }
     if let Some(b) = body {
         head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()));
     }
