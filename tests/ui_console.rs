@@ -20,7 +20,7 @@ use ekyc_kiosk::secret::{ApiKey, StaffPin};
 use ekyc_kiosk::view::ui::{Kiosk, Operator, OperatorWindow, Texts};
 use ekyc_kiosk::view::{
     ApiFailure, CHOICE_FILE, CameraChoice, DemoOperatorApi, LiveOperatorApi, LiveServices, Mailbox, OperatorView,
-    Services,
+    STAFF_LOCK_FILE, Services, StaffLockFile,
 };
 use i_slint_backend_testing::{AccessibleRole, ElementHandle};
 use slint::ComponentHandle;
@@ -37,6 +37,7 @@ fn staff(k: &ui_support::Kiosk) {
     k.view.enable_staff(
         StaffConfig::new(Some(pin), Duration::from_secs(80)),
         Box::new(DemoOperatorApi::new(k.mailbox.clone())),
+        None,
     );
 }
 
@@ -95,6 +96,15 @@ fn the_staff_pin_opens_the_console_over_the_welcome_screen_only() {
     assert!(k.shows("ana.silva@example.com"), "{:?}", k.labels());
     k.press("ana.silva@example.com");
     k.press("Accept");
+    // Accepting cannot be undone: the PIN again, over the console.
+    assert!(
+        k.labels().iter().any(|l| l.starts_with("Enter the PIN again to accept request 5f0c9a3e")),
+        "{:?}",
+        k.labels()
+    );
+    assert_eq!(k.view.staff().screen, StaffScreen::Confirm);
+    pin(&k, "246813");
+    assert_eq!(k.view.staff().screen, StaffScreen::Console);
     k.view.pump();
     assert!(
         k.labels().iter().any(|l| l.starts_with("Request 5f0c9a3e") && l.ends_with("accepted.")),
@@ -117,6 +127,82 @@ fn the_staff_pin_opens_the_console_over_the_welcome_screen_only() {
     assert!(k.shows("Applications on this kiosk"));
     k.wait(Duration::from_secs(2));
     assert!(!k.shows("Applications on this kiosk") && k.shows("Start"), "{:?}", k.labels());
+}
+
+fn staff_with_lock(k: &ui_support::Kiosk, dir: &Path) {
+    k.view.enable_staff(
+        StaffConfig::new(Some(StaffPin::parse("246813").unwrap()), Duration::from_secs(80)),
+        Box::new(DemoOperatorApi::new(k.mailbox.clone())),
+        Some(StaffLockFile::new(dir)),
+    );
+}
+
+/// Runs `f` on a kiosk of its own, in a thread of its own (Slint's testing platform is one per thread): a restart.
+fn run_kiosk(dir: &Path, f: impl FnOnce(&ui_support::Kiosk) + Send) {
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let k = ui_support::kiosk(FlowConfig::default(), 1280, 800, false);
+            staff_with_lock(&k, dir);
+            k.press("Staff");
+            f(&k);
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+    });
+}
+
+#[test]
+fn purge_asks_for_the_pin_again_and_the_lock_outlives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join(STAFF_LOCK_FILE);
+    run_kiosk(dir.path(), |k| {
+        pin(k, "246813");
+        k.press("DEMO-0103");
+        k.press("Purge from this kiosk");
+        assert!(k.shows("Enter the PIN again to delete DEMO-0103 and its images from this kiosk"), "{:?}", k.labels());
+        // Cancel: back to the console, nothing purged.
+        k.press("Cancel");
+        assert!(k.shows("DEMO-0103") && k.shows("Applications on this kiosk"), "{:?}", k.labels());
+        // The right PIN purges it.
+        k.press("Purge from this kiosk");
+        pin(k, "246813");
+        assert!(k.shows("DEMO-0103 and its images were deleted from this kiosk."), "{:?}", k.labels());
+        assert!(!k.controls("DEMO-0103").iter().any(|e| e.accessible_role() == Some(AccessibleRole::ListItem)));
+        // Someone who does not know the PIN: two wrong tries at the console, kept on disk.
+        k.press("DEMO-0102");
+        k.press("Purge from this kiosk");
+        pin(k, "111111");
+        pin(k, "222222");
+        assert!(k.shows("Wrong PIN. 1 try left."), "{:?}", k.labels());
+    });
+    assert!(lock.exists());
+    // A restart (the plug pulled): the count is still there, so one more wrong PIN locks the pad.
+    run_kiosk(dir.path(), |k| {
+        pin(k, "333333");
+        assert!(k.shows("Too many wrong PINs. Try again in 60 seconds."), "{:?}", k.labels());
+    });
+    // Restarted again while locked: still locked, even for the right PIN; the lock runs on the wall clock.
+    run_kiosk(dir.path(), |k| {
+        assert!(k.labels().iter().any(|l| l.starts_with("Too many wrong PINs. Try again in")), "{:?}", k.labels());
+        assert!(k.controls("2").iter().all(|e| e.accessible_enabled() == Some(false)));
+    });
+    // Fast-forward the stored lock's end (rather than sleeping a minute): then the right PIN opens and clears it.
+    let text = std::fs::read_to_string(&lock).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| if l.starts_with("locked_until") { "locked_until = 1\n".to_string() } else { format!("{l}\n") })
+        .collect();
+    std::fs::write(&lock, text).unwrap();
+    run_kiosk(dir.path(), |k| {
+        pin(k, "246813");
+        assert_eq!(k.view.staff().screen, StaffScreen::Console);
+    });
+    assert!(!lock.exists(), "a right PIN clears the record");
+    // A damaged record fails closed: the pad starts locked.
+    std::fs::write(&lock, "nonsense").unwrap();
+    run_kiosk(dir.path(), |k| {
+        assert!(k.shows("Too many wrong PINs. Try again in 60 seconds."), "{:?}", k.labels());
+    });
 }
 
 /// The operator window over the DEMO services and `api`, with its mailbox.
@@ -191,7 +277,7 @@ fn an_unreachable_api_shows_offline_and_is_checked_again_later() {
     let k = ui_support::kiosk(FlowConfig::default(), 1280, 800, false);
     let mut api = DemoOperatorApi::new(k.mailbox.clone());
     api.fail_with = Some(ApiFailure::new(ErrorCode::NetworkUnreachable, "connection refused"));
-    k.view.enable_staff(StaffConfig::new(None, Duration::from_secs(80)), Box::new(api));
+    k.view.enable_staff(StaffConfig::new(None, Duration::from_secs(80)), Box::new(api), None);
     k.wait(Duration::from_millis(100));
     k.view.pump();
     assert!(k.shows("Offline"), "{:?}", k.labels());

@@ -80,6 +80,7 @@ fn walk(size: (u32, u32)) {
     k.view.enable_staff(
         StaffConfig::new(Some(pin), Duration::from_secs(90)),
         Box::new(DemoOperatorApi::new(k.mailbox.clone())),
+        None,
     );
     check(&k, size, "welcome with the staff button");
     k.press("Staff");

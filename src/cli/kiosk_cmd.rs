@@ -16,7 +16,9 @@ use crate::flow::staff::StaffConfig;
 use crate::queue::QueueHandle;
 use crate::view::snapshot::{install_headless_platform, render_gallery, save_gallery};
 use crate::view::ui::{AppWindow, Kiosk, OperatorWindow};
-use crate::view::{CameraChoice, KioskView, LiveOperatorApi, LiveServices, Mailbox, OperatorView, event_loop_wake};
+use crate::view::{
+    CameraChoice, KioskView, LiveOperatorApi, LiveServices, Mailbox, OperatorView, StaffLockFile, event_loop_wake,
+};
 use slint::{ComponentHandle, PhysicalSize, TimerMode};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -136,7 +138,8 @@ pub fn kiosk(loaded: &Loaded) -> Exit {
             }
             // The console also sets the status bar's sandbox badge.
             let policy = StaffConfig::new(loaded.staff_pin.clone(), flow.idle_timeout + flow.idle_countdown);
-            view.enable_staff(policy, Box::new(api));
+            let lock = StaffLockFile::new(&loaded.config.storage.data_dir);
+            view.enable_staff(policy, Box::new(api), Some(lock));
         }
         Err(e) => log::error!("the operator screen is unavailable: {e}"),
     }

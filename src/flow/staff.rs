@@ -7,6 +7,12 @@
 //! [`StaffConfig::max_tries`] of them in a row lock the pad for [`StaffConfig::lockout`], doubling with each lock
 //! up to [`StaffConfig::lockout_max`]. The pad and the console close by themselves after [`StaffConfig::idle`]
 //! without a touch, so a console left open never stays open for the next customer.
+//!
+//! The console's actions that cannot be undone (accept or delete a request on the API, purge an application from the
+//! kiosk) ask for the PIN again ([`StaffEvent::Guard`], [`StaffScreen::Confirm`]): a console left open, or opened by
+//! someone looking over a shoulder, is not enough to change a customer's record. Wrong PINs there count like on the
+//! pad, and a lock closes the console. The counts and the lock outlive a restart ([`LockRecord`], kept by the glue
+//! in the data directory beside the queue), so pulling the plug does not buy three more tries.
 
 use crate::secret::{STAFF_PIN_MAX, StaffPin};
 use std::time::Duration;
@@ -48,6 +54,49 @@ pub enum StaffScreen {
     Pin,
     /// The operator console.
     Console,
+    /// The PIN pad over the console, asking again before an action that cannot be undone ([`StaffState::pending`]).
+    Confirm,
+}
+
+/// A console action that needs the PIN again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guarded {
+    /// Accept this request on the API.
+    Accept(String),
+    /// Delete this request from the API.
+    Delete(String),
+    /// Purge this application (by reference) and its images from the kiosk.
+    Purge(String),
+}
+
+impl Guarded {
+    /// A stable code for the UI's wording (`accept`, `delete`, `purge`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Guarded::Accept(_) => "accept",
+            Guarded::Delete(_) => "delete",
+            Guarded::Purge(_) => "purge",
+        }
+    }
+
+    /// The request id or the reference it acts on.
+    pub fn target(&self) -> &str {
+        match self {
+            Guarded::Accept(t) | Guarded::Delete(t) | Guarded::Purge(t) => t,
+        }
+    }
+}
+
+/// What of the staff entry outlives a restart: the wrong PINs counted, the locks so far, and how long the current
+/// lock still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LockRecord {
+    /// Wrong PINs since the last lock or the last right PIN.
+    pub failures: u32,
+    /// Locks so far (each doubles the next).
+    pub lockouts: u32,
+    /// What is left of the current lock (zero: not locked).
+    pub locked_for: Duration,
 }
 
 /// What the PIN pad says under the dots.
@@ -84,6 +133,8 @@ pub struct StaffState {
     locked_until: Option<Duration>,
     /// The last PIN entered was wrong (cleared by the next digit).
     wrong: bool,
+    /// The action waiting for the PIN again (on [`StaffScreen::Confirm`]).
+    pending: Option<Guarded>,
     /// The last touch on the pad or the console.
     last_input: Duration,
     /// The latest time seen.
@@ -107,6 +158,8 @@ pub enum StaffEvent {
     Exit,
     /// Any other touch on the console (keeps it open).
     Touch,
+    /// The console asks to carry out an action that needs the PIN again.
+    Guard(Guarded),
     /// The clock (the same as the customer flow's).
     Tick {
         /// Time since the kiosk started.
@@ -115,12 +168,16 @@ pub enum StaffEvent {
 }
 
 /// An intent for the glue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StaffEffect {
     /// The console opened: load what it shows.
     ConsoleOpened,
     /// The console closed: stop what it runs (its camera preview).
     ConsoleClosed,
+    /// The PIN was given again: carry out the action.
+    Authorised(Guarded),
+    /// The wrong-PIN counts or the lock changed: keep [`StaffState::lock_record`] for the next start.
+    LockChanged,
 }
 
 impl StaffState {
@@ -134,9 +191,34 @@ impl StaffState {
             lockouts: 0,
             locked_until: None,
             wrong: false,
+            pending: None,
             last_input: Duration::ZERO,
             now: Duration::ZERO,
         }
+    }
+
+    /// The same state with the counts and the lock of an earlier run; the lock runs from now for what was left of
+    /// it, at most [`StaffConfig::lockout_max`] (a clock set back cannot lengthen it).
+    pub fn restored(mut self, record: LockRecord) -> StaffState {
+        self.failures = record.failures.min(self.config.max_tries.saturating_sub(1));
+        self.lockouts = record.lockouts.min(16);
+        self.locked_until =
+            (!record.locked_for.is_zero()).then(|| self.now + record.locked_for.min(self.config.lockout_max));
+        self
+    }
+
+    /// What must outlive a restart, as of now.
+    pub fn lock_record(&self) -> LockRecord {
+        LockRecord {
+            failures: self.failures,
+            lockouts: self.lockouts,
+            locked_for: self.locked_until.map_or(Duration::ZERO, |u| u.saturating_sub(self.now)),
+        }
+    }
+
+    /// The action waiting for the PIN again, if the pad asks for it.
+    pub fn pending(&self) -> Option<&Guarded> {
+        self.pending.as_ref()
     }
 
     /// Whether the kiosk offers the staff button (a PIN is configured).
@@ -159,6 +241,10 @@ impl StaffState {
             return PinNotice::Wrong { tries_left: self.config.max_tries.saturating_sub(self.failures) };
         }
         PinNotice::None
+    }
+
+    fn on_pad(&self) -> bool {
+        matches!(self.screen, StaffScreen::Pin | StaffScreen::Confirm)
     }
 
     fn locked(&self) -> bool {
@@ -201,20 +287,27 @@ pub fn step(state: &StaffState, event: StaffEvent) -> (StaffState, Vec<StaffEffe
             }
         }
         StaffEvent::Digit(d) => {
-            if s.screen == StaffScreen::Pin && d <= 9 && !s.locked() && s.typed_len() < STAFF_PIN_MAX {
+            if s.on_pad() && d <= 9 && !s.locked() && s.typed_len() < STAFF_PIN_MAX {
                 s.typed.push(char::from(b'0' + d));
                 s.wrong = false;
             }
         }
         StaffEvent::Erase => {
-            if s.screen == StaffScreen::Pin {
+            if s.on_pad() {
                 s.typed.pop();
             }
         }
         StaffEvent::Enter => {
-            if s.screen == StaffScreen::Pin && !s.locked() && !s.typed.is_empty() {
+            if s.on_pad() && !s.locked() && !s.typed.is_empty() {
                 enter(&mut s, &mut fx);
             }
+        }
+        StaffEvent::Cancel if s.screen == StaffScreen::Confirm => {
+            // Back to the console, nothing done.
+            s.screen = StaffScreen::Console;
+            s.pending = None;
+            s.typed.clear();
+            s.wrong = false;
         }
         StaffEvent::Cancel | StaffEvent::Exit => {
             if s.screen != StaffScreen::Closed {
@@ -222,6 +315,14 @@ pub fn step(state: &StaffState, event: StaffEvent) -> (StaffState, Vec<StaffEffe
             }
         }
         StaffEvent::Touch => {}
+        StaffEvent::Guard(action) => {
+            if s.screen == StaffScreen::Console {
+                s.screen = StaffScreen::Confirm;
+                s.pending = Some(action);
+                s.typed.clear();
+                s.wrong = false;
+            }
+        }
     }
     (s, fx)
 }
@@ -230,27 +331,40 @@ fn enter(s: &mut StaffState, fx: &mut Vec<StaffEffect>) {
     let right = s.config.pin.as_ref().is_some_and(|p| p.matches(&s.typed));
     s.typed.clear();
     if right {
+        if s.failures != 0 || s.lockouts != 0 {
+            fx.push(StaffEffect::LockChanged);
+        }
         s.failures = 0;
         s.lockouts = 0;
         s.wrong = false;
+        let confirming = s.screen == StaffScreen::Confirm;
         s.screen = StaffScreen::Console;
-        fx.push(StaffEffect::ConsoleOpened);
+        match s.pending.take() {
+            Some(action) if confirming => fx.push(StaffEffect::Authorised(action)),
+            _ => fx.push(StaffEffect::ConsoleOpened),
+        }
         return;
     }
     s.failures += 1;
     s.wrong = true;
+    fx.push(StaffEffect::LockChanged);
     if s.failures >= s.config.max_tries {
         s.locked_until = Some(s.now + s.next_lock());
         s.lockouts += 1;
         s.failures = 0;
+        if s.screen == StaffScreen::Confirm {
+            // Whoever is at the console does not know the PIN: close it, the lock stays on the pad.
+            close(s, fx);
+        }
     }
 }
 
 fn close(s: &mut StaffState, fx: &mut Vec<StaffEffect>) {
-    if s.screen == StaffScreen::Console {
+    if matches!(s.screen, StaffScreen::Console | StaffScreen::Confirm) {
         fx.push(StaffEffect::ConsoleClosed);
     }
     s.screen = StaffScreen::Closed;
+    s.pending = None;
     s.typed.clear();
     s.wrong = false;
 }
@@ -303,7 +417,7 @@ mod tests {
         let cases: Vec<(&str, Vec<StaffEvent>, S, Vec<StaffEffect>)> = vec![
             ("opens the pad", vec![Open], S::Pin, vec![]),
             ("the right pin opens the console", open(&digits("246813")), S::Console, vec![StaffEffect::ConsoleOpened]),
-            ("a wrong pin stays on the pad", open(&digits("1357")), S::Pin, vec![]),
+            ("a wrong pin stays on the pad", open(&digits("1357")), S::Pin, vec![StaffEffect::LockChanged]),
             ("cancel closes the pad", open(&[Digit(2), Cancel]), S::Closed, vec![]),
             (
                 "exit closes the console",
@@ -319,7 +433,12 @@ mod tests {
             ),
             ("enter with nothing typed does nothing", open(&[Enter]), S::Pin, vec![]),
             ("digits while closed do nothing", digits("246813"), S::Closed, vec![]),
-            ("a longer pin that starts right is wrong", open(&digits("2468130")), S::Pin, vec![]),
+            (
+                "a longer pin that starts right is wrong",
+                open(&digits("2468130")),
+                S::Pin,
+                vec![StaffEffect::LockChanged],
+            ),
         ];
         for (name, events, screen, effects) in cases {
             let (s, fx) = run(&state(), &events);
@@ -365,8 +484,63 @@ mod tests {
         let (s, _) = run(&s, &[at(180)]);
         assert_eq!(s.screen, StaffScreen::Closed);
         let (s, fx) = run(&s, &[vec![StaffEvent::Open], digits("246813")].concat());
-        assert_eq!((s.screen, fx), (StaffScreen::Console, vec![StaffEffect::ConsoleOpened]));
+        assert_eq!(
+            (s.screen, fx),
+            (StaffScreen::Console, vec![StaffEffect::LockChanged, StaffEffect::ConsoleOpened]),
+            "the reset counts are kept too"
+        );
         assert_eq!(s.notice(), PinNotice::None);
+        assert_eq!(s.lock_record(), LockRecord::default());
+    }
+
+    #[test]
+    fn actions_that_cannot_be_undone_ask_for_the_pin_again() {
+        use StaffEvent::*;
+        let console = run(&state(), &[vec![Open], digits("246813")].concat()).0;
+        let purge = Guarded::Purge("K7-ABC".into());
+        // The right PIN carries it out and returns to the console.
+        let (s, fx) = run(&console, &[vec![Guard(purge.clone())], digits("246813")].concat());
+        assert_eq!(
+            (s.screen, fx, s.pending()),
+            (StaffScreen::Console, vec![StaffEffect::Authorised(purge.clone())], None)
+        );
+        // Cancel returns to the console with nothing done.
+        let (s, fx) = run(&console, &[Guard(Guarded::Delete("r1".into())), Digit(1), Cancel]);
+        assert_eq!((s.screen, fx, s.typed_len()), (StaffScreen::Console, vec![], 0));
+        // A wrong PIN is counted like on the pad; the third locks the pad and closes the console.
+        let (s, fx) = run(&console, &[vec![Guard(Guarded::Accept("r2".into()))], digits("1111")].concat());
+        assert_eq!(
+            (s.screen, fx, s.notice()),
+            (StaffScreen::Confirm, vec![StaffEffect::LockChanged], PinNotice::Wrong { tries_left: 2 })
+        );
+        let (s, fx) = run(&s, &[digits("2222"), digits("3333")].concat());
+        assert_eq!(s.screen, StaffScreen::Closed);
+        assert_eq!(fx, vec![StaffEffect::LockChanged, StaffEffect::LockChanged, StaffEffect::ConsoleClosed]);
+        assert_eq!(run(&s, &[Open]).0.notice(), PinNotice::Locked { seconds: 60 });
+        // Only from the console: the pad or a closed entry ignore it.
+        assert_eq!(run(&state(), &[Guard(purge.clone())]).0.screen, StaffScreen::Closed);
+        assert_eq!(run(&state(), &[Open, Guard(purge)]).0.pending(), None);
+    }
+
+    #[test]
+    fn counts_and_locks_survive_a_restart_and_a_clock_set_back() {
+        let (s, _) = run(&state(), &[vec![at(100), StaffEvent::Open], digits("1"), digits("2")].concat());
+        let record = s.lock_record();
+        assert_eq!(record, LockRecord { failures: 2, lockouts: 0, locked_for: Duration::ZERO });
+        // A restart: the clock starts again at zero; one more wrong PIN locks.
+        let fresh = run(&state(), &[at(3)]).0.restored(record);
+        let (s, _) = run(&fresh, &[vec![StaffEvent::Open], digits("3")].concat());
+        assert_eq!(s.notice(), PinNotice::Locked { seconds: 60 });
+        let (s, _) = run(&s, &[at(23)]);
+        assert_eq!(s.lock_record(), LockRecord { failures: 0, lockouts: 1, locked_for: Duration::from_secs(40) });
+        // Restarted while locked: locked for what was left, and the next lock doubles.
+        let again = state().restored(s.lock_record());
+        assert_eq!(run(&again, &[StaffEvent::Open]).0.notice(), PinNotice::Locked { seconds: 40 });
+        // A record claiming a longer lock than the policy allows is capped.
+        let long = LockRecord { failures: 99, lockouts: 99, locked_for: Duration::from_secs(86_400) };
+        let capped = state().restored(long);
+        assert_eq!(run(&capped, &[StaffEvent::Open]).0.notice(), PinNotice::Locked { seconds: 15 * 60 });
+        assert_eq!(capped.lock_record().failures, 2);
     }
 
     #[test]

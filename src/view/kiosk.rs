@@ -7,10 +7,11 @@
 use super::console::{ConsoleReport, OperatorApi};
 use super::operator::{OperatorView, SharedServices};
 use super::services::{Mailbox, Report, Services};
+use super::staff_lock::StaffLockFile;
 use super::ui::{self, AppWindow, Kiosk};
 use crate::api::ErrorClass;
 use crate::contact::ContactError;
-use crate::flow::staff::{self, PinNotice, StaffConfig, StaffEffect, StaffEvent, StaffScreen, StaffState};
+use crate::flow::staff::{self, LockRecord, PinNotice, StaffConfig, StaffEffect, StaffEvent, StaffScreen, StaffState};
 use crate::flow::{self, CaptureTarget, Effect, Event, Field, FlowConfig, FlowState, Key, Language, Problem, Validity};
 use slint::{ComponentHandle, Image, SharedString};
 use std::cell::{Cell, RefCell};
@@ -43,6 +44,8 @@ pub struct KioskView {
     mailbox: Arc<Mailbox>,
     staff: RefCell<StaffState>,
     console: RefCell<Option<Rc<OperatorView<AppWindow>>>>,
+    /// Where the PIN's wrong-try count and lock are kept across restarts (none: in memory only).
+    staff_lock: RefCell<Option<StaffLockFile>>,
     /// When the camera was last asked to start, until its first frame is shown (for the start-up log line).
     camera_asked: Cell<Option<Instant>>,
     /// When to check the connection next (kiosk clock), while the status bar does not know it is online.
@@ -69,6 +72,7 @@ impl KioskView {
             mailbox,
             staff: RefCell::new(staff),
             console: RefCell::new(None),
+            staff_lock: RefCell::new(None),
             camera_asked: Cell::new(None),
             next_probe: Cell::new(Duration::ZERO),
         });
@@ -83,9 +87,16 @@ impl KioskView {
     }
 
     /// Offers the operator console behind the staff PIN (`staff.pin`; without one the welcome screen offers no staff
-    /// button), with `api` for its requests and connection pages. The console shares this view's services.
-    pub fn enable_staff(self: &Rc<Self>, policy: StaffConfig, api: Box<dyn OperatorApi>) {
+    /// button), with `api` for its requests and connection pages. The console shares this view's services. `lock`
+    /// keeps the PIN's wrong-try count and lock across restarts; a record that cannot be read starts the pad locked.
+    pub fn enable_staff(self: &Rc<Self>, policy: StaffConfig, api: Box<dyn OperatorApi>, lock: Option<StaffLockFile>) {
         let console = OperatorView::new(self.app.clone_strong(), self.services.clone(), api);
+        let w = Rc::downgrade(self);
+        console.on_guard(move |action| {
+            if let Some(v) = w.upgrade() {
+                v.staff_event(StaffEvent::Guard(action));
+            }
+        });
         let w = Rc::downgrade(self);
         console.on_touch(move || {
             if let Some(v) = w.upgrade() {
@@ -103,7 +114,22 @@ impl KioskView {
         );
         *self.console.borrow_mut() = Some(console);
         let now = self.state.borrow().now;
-        *self.staff.borrow_mut() = staff::step(&StaffState::new(policy), StaffEvent::Tick { now }).0;
+        let record = match lock.as_ref().map(StaffLockFile::load) {
+            None => LockRecord::default(),
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                log::error!("{e}: the staff PIN pad starts locked");
+                LockRecord { failures: 0, lockouts: 1, locked_for: policy.lockout }
+            }
+        };
+        if record.locked_for > Duration::ZERO {
+            log::warn!(
+                "the staff PIN pad is locked for {} s more (too many wrong PINs before the restart)",
+                record.locked_for.as_secs()
+            );
+        }
+        *self.staff.borrow_mut() = staff::step(&StaffState::new(policy), StaffEvent::Tick { now }).0.restored(record);
+        *self.staff_lock.borrow_mut() = lock;
         self.render();
     }
 
@@ -125,6 +151,18 @@ impl KioskView {
             match (e, &console) {
                 (StaffEffect::ConsoleOpened, Some(c)) => c.open(),
                 (StaffEffect::ConsoleClosed, Some(c)) => c.close(),
+                (StaffEffect::Authorised(action), Some(c)) => c.perform(action),
+                (StaffEffect::LockChanged, _) => {
+                    let record = self.staff.borrow().lock_record();
+                    if let Some(f) = self.staff_lock.borrow().as_ref()
+                        && let Err(e) = f.save(&record)
+                    {
+                        log::error!("cannot keep the staff PIN lock in {}: {e}", f.path().display());
+                    }
+                    if record.locked_for > Duration::ZERO {
+                        log::warn!("staff PIN pad locked for {} s after wrong PINs", record.locked_for.as_secs());
+                    }
+                }
                 (_, None) => {}
             }
         }
@@ -348,7 +386,11 @@ impl KioskView {
             StaffScreen::Closed => ui::StaffView::Closed,
             StaffScreen::Pin => ui::StaffView::Pin,
             StaffScreen::Console => ui::StaffView::Console,
+            StaffScreen::Confirm => ui::StaffView::Confirm,
         });
+        let (purpose, target) = st.pending().map_or(("", ""), |a| (a.code(), a.target()));
+        k.set_pin_purpose(purpose.into());
+        k.set_pin_purpose_arg(target.into());
         k.set_pin_typed(clamp_i32(st.typed_len()));
         let (wrong, tries, locked) = match st.notice() {
             PinNotice::None => (false, 0, 0),

@@ -17,6 +17,7 @@ mod operator;
 mod queue_link;
 mod services;
 pub mod snapshot;
+mod staff_lock;
 
 /// The code generated from `ui/app-window.slint` by `build.rs`.
 #[allow(missing_docs, clippy::all)]
@@ -37,3 +38,4 @@ pub use queue_link::QueueLink;
 pub use services::{
     MAILBOX_CAPACITY, Mailbox, PreviewFrame, QueueAlerts, QueueItem, QueueLock, Report, ServiceError, Services,
 };
+pub use staff_lock::{STAFF_LOCK_FILE, StaffLockError, StaffLockFile};

@@ -12,6 +12,7 @@ use super::services::{QueueItem, QueueLock, Services};
 use super::ui::{
     AppWindow, CameraChoice, ConnectionTest, ConsolePage, Kiosk, Metric, Operator, OperatorWindow, QueueRow, RequestRow,
 };
+use crate::flow::staff::Guarded;
 use slint::{ComponentHandle, Image, ModelRc, Rgb8Pixel, SharedPixelBuffer, SharedString, VecModel};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -55,6 +56,9 @@ pub struct OperatorView<H: ConsoleHost> {
     on_touch: RefCell<Option<Box<dyn Fn()>>>,
     /// Called by the exit button (the kiosk closes the console).
     on_exit: RefCell<Option<Box<dyn Fn()>>>,
+    /// Asked before an action that cannot be undone (the kiosk asks for the PIN again, then calls
+    /// [`OperatorView::perform`]); none: carried out at once (the desktop console).
+    on_guard: RefCell<Option<Box<dyn Fn(Guarded)>>>,
     /// The console is shown (the camera page's preview runs only then).
     open: Cell<bool>,
     /// A camera chosen now is remembered across restarts (the last camera list said so).
@@ -79,6 +83,7 @@ impl<H: ConsoleHost> OperatorView<H> {
             api: RefCell::new(api),
             on_touch: RefCell::new(None),
             on_exit: RefCell::new(None),
+            on_guard: RefCell::new(None),
             open: Cell::new(false),
             camera_remembered: Cell::new(false),
         });
@@ -100,6 +105,42 @@ impl<H: ConsoleHost> OperatorView<H> {
     pub fn on_exit(&self, f: impl Fn() + 'static, in_kiosk: bool) {
         *self.on_exit.borrow_mut() = Some(Box::new(f));
         self.host.operator().set_in_kiosk(in_kiosk);
+    }
+
+    /// Hands actions that cannot be undone (accept, delete, purge) to `f` instead of carrying them out; `f` calls
+    /// [`OperatorView::perform`] once they are confirmed.
+    pub fn on_guard(&self, f: impl Fn(Guarded) + 'static) {
+        *self.on_guard.borrow_mut() = Some(Box::new(f));
+    }
+
+    /// Carries out `action` now (confirmed, or no confirmation asked for).
+    pub fn perform(&self, action: Guarded) {
+        match action {
+            Guarded::Purge(r) => {
+                let result = self.services.borrow_mut().purge(&r);
+                self.after_queue_action(result, Say::Purged, &r);
+            }
+            Guarded::Accept(id) => {
+                self.host.operator().set_requests_loading(true);
+                self.api.borrow_mut().change_request(&id, RequestChange::Accept);
+            }
+            Guarded::Delete(id) => {
+                self.host.operator().set_requests_loading(true);
+                self.api.borrow_mut().change_request(&id, RequestChange::Delete);
+            }
+        }
+    }
+
+    /// `action` through the guard if there is one, else at once.
+    fn guarded(&self, action: Guarded) {
+        let guard = self.on_guard.borrow();
+        match guard.as_ref() {
+            Some(f) => f(action),
+            None => {
+                drop(guard);
+                self.perform(action);
+            }
+        }
     }
 
     /// Shows the console on its queue page, loaded fresh.
@@ -387,8 +428,9 @@ impl<H: ConsoleHost> OperatorView<H> {
             v.after_queue_action(result, Say::Retried, &r);
         });
         on!(on_purge_item, |v, r: SharedString| {
-            let result = v.services.borrow_mut().purge(&r);
-            v.after_queue_action(result, Say::Purged, &r);
+            if !r.is_empty() {
+                v.guarded(Guarded::Purge(r.to_string()));
+            }
         });
         on!(on_show_requests, |v, accepted: bool| {
             v.host.operator().set_selected_request(SharedString::default());
@@ -397,8 +439,7 @@ impl<H: ConsoleHost> OperatorView<H> {
         on!(on_select_request, |v, id: SharedString| v.host.operator().set_selected_request(id));
         on!(on_accept_request, |v, id: SharedString| {
             if !id.is_empty() {
-                v.host.operator().set_requests_loading(true);
-                v.api.borrow_mut().change_request(&id, RequestChange::Accept);
+                v.guarded(Guarded::Accept(id.to_string()));
             }
         });
         on!(on_delete_request, |v, id: SharedString| v.host.operator().set_confirm_delete(id));
@@ -408,8 +449,7 @@ impl<H: ConsoleHost> OperatorView<H> {
             let id = op.get_confirm_delete();
             op.set_confirm_delete(SharedString::default());
             if !id.is_empty() {
-                op.set_requests_loading(true);
-                v.api.borrow_mut().change_request(&id, RequestChange::Delete);
+                v.guarded(Guarded::Delete(id.to_string()));
             }
         });
         on!(on_test_connection, |v| {

@@ -171,7 +171,7 @@ pub fn render_gallery(size: PhysicalSize) -> Result<Vec<Shot>, SnapshotError> {
     // Staff: the PIN pad over the welcome screen (two digits typed).
     let pin = StaffPin::parse("246813").map_err(|message| SnapshotError::Render { screen: "pin".into(), message })?;
     let staff_api = DemoOperatorApi::new(view.mailbox());
-    view.enable_staff(StaffConfig::new(Some(pin), config.idle_timeout), Box::new(staff_api));
+    view.enable_staff(StaffConfig::new(Some(pin), config.idle_timeout), Box::new(staff_api), None);
     let k = view.app().global::<Kiosk>();
     k.invoke_open_staff();
     k.invoke_pin_digit(2);
