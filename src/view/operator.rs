@@ -47,6 +47,9 @@ impl ConsoleHost for AppWindow {
 /// The services shared with the kiosk's customer flow when the console runs inside the kiosk window.
 pub type SharedServices = Rc<RefCell<Box<dyn Services>>>;
 
+/// Where the console hands an action that needs confirming.
+type GuardHook = Box<dyn Fn(Guarded)>;
+
 /// The operator console over a window and its services.
 pub struct OperatorView<H: ConsoleHost> {
     host: H,
@@ -58,7 +61,7 @@ pub struct OperatorView<H: ConsoleHost> {
     on_exit: RefCell<Option<Box<dyn Fn()>>>,
     /// Asked before an action that cannot be undone (the kiosk asks for the PIN again, then calls
     /// [`OperatorView::perform`]); none: carried out at once (the desktop console).
-    on_guard: RefCell<Option<Box<dyn Fn(Guarded)>>>,
+    on_guard: RefCell<Option<GuardHook>>,
     /// The console is shown (the camera page's preview runs only then).
     open: Cell<bool>,
     /// A camera chosen now is remembered across restarts (the last camera list said so).
