@@ -11,10 +11,10 @@ use ekyc_kiosk::api::{ApiClient, ApiConfig, DocumentUpload, ErrorCode, FaceMatch
 use ekyc_kiosk::camera::{CameraConfig, SourceSetting};
 use ekyc_kiosk::capture::CaptureConfig;
 use ekyc_kiosk::contact::{Email, Phone};
-use ekyc_kiosk::encode::EncodeConfig;
+use ekyc_kiosk::encode::{EncodeConfig, UploadJpeg};
 use ekyc_kiosk::flow::staff::{StaffConfig, StaffScreen};
 use ekyc_kiosk::flow::{Event, FlowConfig, Screen};
-use ekyc_kiosk::queue::{QueueConfig, QueueHandle};
+use ekyc_kiosk::queue::{DB_FILE, NewEnrollment, QueueConfig, QueueHandle};
 use ekyc_kiosk::sandbox::{Sandbox, SandboxConfig, SandboxOptions};
 use ekyc_kiosk::secret::{ApiKey, StaffPin};
 use ekyc_kiosk::view::ui::{Kiosk, Operator, OperatorWindow, Texts};
@@ -203,6 +203,63 @@ fn purge_asks_for_the_pin_again_and_the_lock_outlives_a_restart() {
     run_kiosk(dir.path(), |k| {
         assert!(k.shows("Too many wrong PINs. Try again in 60 seconds."), "{:?}", k.labels());
     });
+}
+
+#[test]
+fn a_damaged_queue_and_expired_applications_stay_on_the_console_until_acknowledged() {
+    ui_support::install_platform();
+    let dir = tempfile::tempdir().unwrap();
+    // A queue database that is not one at all: moved to quarantine at open, a fresh queue made.
+    std::fs::write(dir.path().join(DB_FILE), vec![0x5a_u8; 64 * 1024]).unwrap();
+    let cfg = QueueConfig { max_age: Duration::from_millis(400), ..QueueConfig::default() };
+    let q = QueueHandle::open(dir.path(), &cfg, Duration::from_secs(60)).unwrap();
+    // An application that is never sent (no uploader) and expires.
+    let jpeg = |f: &str| {
+        UploadJpeg::from_operator_bytes(&file(&format!("assets/demo/{f}")), &EncodeConfig::default()).unwrap()
+    };
+    q.enqueue(NewEnrollment {
+        email: Email::parse("late@example.com").unwrap(),
+        phone: Phone::parse("+447946000043").unwrap(),
+        front: jpeg("id-front.jpg"),
+        back: Some(jpeg("id-back.jpg")),
+        side: None,
+        face: jpeg("face.jpg"),
+    })
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while q.status().unwrap().expired_unacknowledged == 0 {
+        assert!(Instant::now() < deadline, "the application did not expire");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mailbox = Mailbox::new(|| {});
+    let camera = CameraConfig { source: SourceSetting::Demo, ..CameraConfig::default() };
+    let live = LiveServices::new(mailbox.clone(), camera, CaptureConfig::default(), EncodeConfig::default(), q.clone())
+        .unwrap();
+    let services: Box<dyn Services> = Box::new(live);
+    let window = OperatorWindow::new().unwrap();
+    window.window().set_size(slint::PhysicalSize::new(1280, 800));
+    window.show().unwrap();
+    let view =
+        OperatorView::new(window, Rc::new(RefCell::new(services)), Box::new(DemoOperatorApi::new(mailbox.clone())));
+    view.open();
+    let w = view.host();
+    let has = |prefix: &str| labels(w).iter().any(|l| l.starts_with(prefix));
+    assert!(has("The queue's database was damaged. It was moved aside"), "{:?}", labels(w));
+    assert!(has("1 application could not be sent in time and was deleted from this kiosk"), "{:?}", labels(w));
+
+    // Each goes only when acknowledged, and stays gone across a restart (kept in the queue).
+    press(w, "Acknowledge the damaged database alert");
+    assert!(!has("The queue's database was damaged"), "{:?}", labels(w));
+    assert!(has("1 application could not be sent in time"));
+    press(w, "Acknowledge the deleted applications alert");
+    assert!(!has("1 application could not be sent in time"), "{:?}", labels(w));
+    drop(view);
+    q.shutdown();
+    let q = QueueHandle::open(dir.path(), &cfg, Duration::from_secs(60)).unwrap();
+    let st = q.status().unwrap();
+    assert_eq!((st.quarantine, st.expired_unacknowledged), (None, 0));
+    assert_eq!(st.expired_purged, 1, "the total is kept for the record");
+    q.shutdown();
 }
 
 /// The operator window over the DEMO services and `api`, with its mailbox.

@@ -215,7 +215,8 @@ pub enum QueueCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Clear the alert about a corrupt database that was moved to quarantine (after reading it in `queue status`).
+    /// Clear the alerts that stay until an operator has seen them (read them in `queue status` first): a corrupt
+    /// database moved to quarantine, unsent applications purged after queue.max_age.
     Acknowledge(JsonFlag),
     /// Send what is waiting until the queue is empty or the deadline passes.
     Drain {

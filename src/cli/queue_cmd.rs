@@ -5,7 +5,7 @@
 use super::output::print_json;
 use super::{Exit, QueueCommand};
 use crate::config::Loaded;
-use crate::queue::{EnrollmentSummary, QueueError, QueueHandle, QueueStatus};
+use crate::queue::{Acknowledgeable, EnrollmentSummary, QueueError, QueueHandle, QueueStatus};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -238,19 +238,26 @@ fn run_with(loaded: &Loaded, q: &QueueHandle, cmd: QueueCommand) -> Exit {
                 Err(e) => fail(out.json, &e),
             }
         }
-        QueueCommand::Acknowledge(out) => match q.acknowledge_quarantine() {
-            Ok(cleared) => {
-                if out.json {
-                    print_json(&json!({ "acknowledged": cleared }));
-                } else if cleared {
-                    println!("quarantine alert acknowledged");
-                } else {
-                    println!("no quarantine alert to acknowledge");
+        QueueCommand::Acknowledge(out) => {
+            let mut cleared = Vec::new();
+            for which in [Acknowledgeable::Quarantine, Acknowledgeable::Expired] {
+                match q.acknowledge(which) {
+                    Ok(true) => cleared.push(which),
+                    Ok(false) => {}
+                    Err(e) => return fail(out.json, &e),
                 }
-                Exit::Done
             }
-            Err(e) => fail(out.json, &e),
-        },
+            if out.json {
+                print_json(&json!({ "acknowledged": !cleared.is_empty(), "alerts": cleared }));
+            } else if cleared.is_empty() {
+                println!("no alert to acknowledge");
+            } else {
+                for which in cleared {
+                    println!("{} alert acknowledged", which.as_str());
+                }
+            }
+            Exit::Done
+        }
         QueueCommand::Drain { timeout, out } => drain(loaded, q, Duration::from_secs(timeout), out.json),
     }
 }

@@ -534,6 +534,26 @@ pub enum Alert {
     TlsRecovered,
 }
 
+/// An alert that stays (across restarts) until an operator acknowledges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Acknowledgeable {
+    /// A corrupt database was moved to quarantine (and what could be read was salvaged).
+    Quarantine,
+    /// Unsent applications were purged after `queue.max_age`.
+    Expired,
+}
+
+impl Acknowledgeable {
+    /// A stable code (`quarantine`, `expired`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acknowledgeable::Quarantine => "quarantine",
+            Acknowledgeable::Expired => "expired",
+        }
+    }
+}
+
 /// Counts and alerts for `queue status` and the operator screen.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueStatus {
@@ -551,8 +571,17 @@ pub struct QueueStatus {
     pub expired_purged: u64,
     /// Ambiguous sends (body sent, no answer) recorded so far.
     pub ambiguous_sends: u64,
-    /// Open alerts: API key rejected, quarantined databases.
+    /// Open alerts worded for `queue status`: API key rejected, TLS failing, quarantined databases, expiry purges.
     pub alerts: Vec<String>,
+    /// The API rejected the key: sending is paused.
+    pub api_key_rejected: bool,
+    /// TLS with the API fails: sending is paused.
+    pub tls_failed: bool,
+    /// A corrupt database was moved to quarantine, not yet acknowledged: what happened (in English, with the path
+    /// and what was salvaged).
+    pub quarantine: Option<String>,
+    /// Unsent applications purged after `queue.max_age` since an operator last acknowledged it.
+    pub expired_unacknowledged: u64,
     /// Recent queue events (quarantine, expiry, lock).
     pub recent_events: Vec<LoggedEvent>,
 }
@@ -1836,6 +1865,7 @@ impl Store {
         }
         if unsent > 0 {
             self.bump_counter("expired_purged", unsent)?;
+            self.bump_counter("expired_unacknowledged", unsent)?;
             self.log_event("expired", &format!("{unsent} unsent application(s) purged after queue.max_age"))?;
             events.push(Event::Alert { alert: Alert::Expired { count: unsent } });
         }
@@ -1866,10 +1896,13 @@ impl Store {
         if let Some(r) = self.locked {
             alerts.push(format!("locked: {r}"));
         }
-        if self.meta_count("api_key_rejected")? > 0 {
+        let api_key_rejected = self.meta_count("api_key_rejected")? > 0;
+        let tls_failed = self.meta_count("tls_failed")? > 0;
+        let expired_unacknowledged = self.meta_count("expired_unacknowledged")?;
+        if api_key_rejected {
             alerts.push("the API rejected the key: sending is paused; fix api.key_file or EKYC_API_KEY".into());
         }
-        if self.meta_count("tls_failed")? > 0 {
+        if tls_failed {
             alerts.push(
                 "tls with the API fails (certificate untrusted, expired or for another host): sending is paused; \
                  check the certificate, the system clock and api.base_url"
@@ -1880,8 +1913,13 @@ impl Store {
             .conn
             .query_row("SELECT value FROM meta WHERE key = 'quarantine_alert'", [], |r| r.get(0))
             .optional()?;
-        if let Some(q) = quarantine {
+        if let Some(q) = &quarantine {
             alerts.push(format!("{q} (acknowledge with `queue acknowledge`)"));
+        }
+        if expired_unacknowledged > 0 {
+            alerts.push(format!(
+                "{expired_unacknowledged} unsent application(s) purged after queue.max_age (acknowledge with `queue acknowledge`)"
+            ));
         }
         let mut st = self.conn.prepare("SELECT at_ms, kind, detail FROM event_log ORDER BY id DESC LIMIT 20")?;
         let recent_events = st
@@ -1896,6 +1934,10 @@ impl Store {
             expired_purged: self.meta_count("expired_purged")?,
             ambiguous_sends: self.meta_count("ambiguous_sends")?,
             alerts,
+            api_key_rejected,
+            tls_failed,
+            quarantine,
+            expired_unacknowledged,
             recent_events,
         })
     }
@@ -1913,11 +1955,15 @@ impl Store {
         Ok(())
     }
 
-    /// Clears the alert about a quarantined database once an operator has seen it.
-    pub fn acknowledge_quarantine(&mut self) -> Result<bool, QueueError> {
-        let n = self.conn.execute("DELETE FROM meta WHERE key = 'quarantine_alert'", [])?;
+    /// Clears an alert once an operator has seen it; `true` if there was one.
+    pub fn acknowledge(&mut self, which: Acknowledgeable) -> Result<bool, QueueError> {
+        let key = match which {
+            Acknowledgeable::Quarantine => "quarantine_alert",
+            Acknowledgeable::Expired => "expired_unacknowledged",
+        };
+        let n = self.conn.execute("DELETE FROM meta WHERE key = ?1", [key])?;
         if n > 0 {
-            self.log_event("acknowledged", "an operator acknowledged the quarantine alert")?;
+            self.log_event("acknowledged", &format!("an operator acknowledged the {} alert", which.as_str()))?;
         }
         Ok(n > 0)
     }
@@ -2386,7 +2432,7 @@ mod tests {
         drop(s);
         let mut s = open(dir.path());
         assert!(s.status().unwrap().alerts.iter().any(|a| a.contains("6 unfinished application(s) salvaged")));
-        assert!(s.acknowledge_quarantine().unwrap());
+        assert!(s.acknowledge(Acknowledgeable::Quarantine).unwrap());
         assert!(!s.status().unwrap().alerts.iter().any(|a| a.contains("salvaged")));
     }
 

@@ -10,7 +10,7 @@ use super::store::{
     Enqueued, EnrollmentDetail, EnrollmentSummary, Event, Lease, NewEnrollment, OpenReport, Outcome, PurgeReason,
     QueueError, QueueStatus, Store,
 };
-use super::{Alert, ImageRole, QueueConfig};
+use super::{Acknowledgeable, Alert, ImageRole, QueueConfig};
 use crate::encode::UploadJpeg;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
@@ -55,7 +55,7 @@ enum Command {
     ReplaceImages { step_id: i64, images: Vec<(ImageRole, UploadJpeg)>, reply: Reply<()> },
     KeyRejected(bool, Reply<()>),
     TlsFailed(bool, Reply<()>),
-    AcknowledgeQuarantine(Reply<bool>),
+    Acknowledge(Acknowledgeable, Reply<bool>),
     Sendable(Reply<u64>),
     IntegrityCheck(Reply<String>),
     Shutdown,
@@ -223,9 +223,9 @@ impl QueueHandle {
         self.call(|r| Command::KeyRejected(rejected, r), CALL_TIMEOUT)
     }
 
-    /// Clears the quarantine alert (an operator has seen it); `true` if there was one.
-    pub fn acknowledge_quarantine(&self) -> Result<bool, QueueError> {
-        self.call(Command::AcknowledgeQuarantine, CALL_TIMEOUT)
+    /// Clears an alert an operator has seen (a quarantined database, expiry purges); `true` if there was one.
+    pub fn acknowledge(&self, which: Acknowledgeable) -> Result<bool, QueueError> {
+        self.call(|r| Command::Acknowledge(which, r), CALL_TIMEOUT)
     }
 
     /// Records whether TLS with the API is failing (shown by `queue status`, alerted to subscribers).
@@ -442,8 +442,8 @@ fn run(mut store: Store, rx: Receiver<Command>, tick: Duration) {
                 }
                 let _ = reply.send(r);
             }
-            Command::AcknowledgeQuarantine(reply) => {
-                let _ = reply.send(store.acknowledge_quarantine());
+            Command::Acknowledge(which, reply) => {
+                let _ = reply.send(store.acknowledge(which));
             }
             Command::TlsFailed(failed, reply) => {
                 let r = store.set_tls_failed(failed);

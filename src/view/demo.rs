@@ -371,6 +371,11 @@ impl Services for DemoServices {
         QueueAlerts::default()
     }
 
+    fn acknowledge(&mut self, _which: crate::queue::Acknowledgeable) -> Result<(), ServiceError> {
+        // The demo queue raises no alert that needs acknowledging.
+        Ok(())
+    }
+
     fn retry(&mut self, reference: &str) -> Result<(), ServiceError> {
         lock(&self.queue).retry(reference)
     }
@@ -510,6 +515,11 @@ impl Services for StillServices {
 
     fn queue_alerts(&mut self) -> QueueAlerts {
         QueueAlerts::default()
+    }
+
+    fn acknowledge(&mut self, _which: crate::queue::Acknowledgeable) -> Result<(), ServiceError> {
+        // The demo queue raises no alert that needs acknowledging.
+        Ok(())
     }
 
     fn retry(&mut self, reference: &str) -> Result<(), ServiceError> {

@@ -246,6 +246,10 @@ impl Services for LiveServices {
         self.link.alerts()
     }
 
+    fn acknowledge(&mut self, which: crate::queue::Acknowledgeable) -> Result<(), ServiceError> {
+        self.link.acknowledge(which)
+    }
+
     fn retry(&mut self, reference: &str) -> Result<(), ServiceError> {
         self.link.retry(reference)
     }

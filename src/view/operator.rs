@@ -13,6 +13,7 @@ use super::ui::{
     AppWindow, CameraChoice, ConnectionTest, ConsolePage, Kiosk, Metric, Operator, OperatorWindow, QueueRow, RequestRow,
 };
 use crate::flow::staff::Guarded;
+use crate::queue::Acknowledgeable;
 use slint::{ComponentHandle, Image, ModelRc, Rgb8Pixel, SharedPixelBuffer, SharedString, VecModel};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -176,6 +177,8 @@ impl<H: ConsoleHost> OperatorView<H> {
         let alerts = services.queue_alerts();
         self.show_queue_lock(alerts.locked);
         op.set_api_key_rejected(alerts.api_key_rejected);
+        op.set_quarantine(alerts.quarantine.unwrap_or_default().into());
+        op.set_expired_count(i32::try_from(alerts.expired).unwrap_or(i32::MAX));
         match services.queue_items() {
             Ok(items) => {
                 let rows: Vec<QueueRow> = items.iter().map(row).collect();
@@ -185,12 +188,12 @@ impl<H: ConsoleHost> OperatorView<H> {
         }
     }
 
-    /// Shows (or clears) the queue-locked alert with its reason.
     /// Says on the camera page why the customer camera is unavailable (`None`: it is available).
     pub fn show_camera_unavailable(&self, reason: Option<String>) {
         self.host.operator().set_camera_unavailable(reason.unwrap_or_default().into());
     }
 
+    /// Shows (or clears) the queue-locked alert with its reason.
     pub fn show_queue_lock(&self, lock: Option<QueueLock>) {
         self.host.operator().set_queue_lock(lock.map_or("", QueueLock::as_str).into());
     }
@@ -434,6 +437,18 @@ impl<H: ConsoleHost> OperatorView<H> {
             if !r.is_empty() {
                 v.guarded(Guarded::Purge(r.to_string()));
             }
+        });
+        on!(on_acknowledge, |v, code: SharedString| {
+            let which = match code.as_str() {
+                "quarantine" => Acknowledgeable::Quarantine,
+                "expired" => Acknowledgeable::Expired,
+                _ => return,
+            };
+            let result = v.services.borrow_mut().acknowledge(which);
+            if let Err(e) = result {
+                v.say(Say::QueueUnavailable, "", &e.to_string());
+            }
+            v.refresh();
         });
         on!(on_show_requests, |v, accepted: bool| {
             v.host.operator().set_selected_request(SharedString::default());

@@ -11,7 +11,7 @@
 use super::services::{Mailbox, QueueAlerts, QueueItem, QueueLock, Report, ServiceError};
 use crate::api::{ErrorClass, ErrorCode};
 use crate::flow::{Event, KioskStatus};
-use crate::queue::{self, Alert, NewEnrollment, QueueError, QueueHandle, State, StepKind};
+use crate::queue::{self, Acknowledgeable, Alert, NewEnrollment, QueueError, QueueHandle, State, StepKind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -61,7 +61,7 @@ impl QueueLink {
             .map_err(|source| QueueError::Io { context: "cannot start the queue events thread".into(), source })?;
         let link = QueueLink { queue, mailbox, key_rejected, status, stop, events: Some(thread) };
         if let Ok(s) = link.queue.status() {
-            link.key_rejected.store(s.alerts.iter().any(|a| a.contains("rejected the key")), Ordering::SeqCst);
+            link.key_rejected.store(s.api_key_rejected, Ordering::SeqCst);
             if let Some(reason) = s.locked {
                 link.mailbox.post(Report::QueueLocked(Some(reason.into())));
             }
@@ -124,14 +124,24 @@ impl QueueLink {
 
     /// The queue's alerts (a queue that does not answer counts as locked: nothing can be saved).
     pub fn alerts(&self) -> QueueAlerts {
-        let locked = match self.queue.status() {
-            Ok(s) => s.locked.map(QueueLock::from),
+        let api_key_rejected = self.key_rejected.load(Ordering::SeqCst);
+        match self.queue.status() {
+            Ok(s) => QueueAlerts {
+                locked: s.locked.map(QueueLock::from),
+                api_key_rejected,
+                quarantine: s.quarantine,
+                expired: s.expired_unacknowledged,
+            },
             Err(e) => {
                 log::error!("queue status: {e}");
-                Some(QueueLock::NotAnswering)
+                QueueAlerts { locked: Some(QueueLock::NotAnswering), api_key_rejected, ..QueueAlerts::default() }
             }
-        };
-        QueueAlerts { locked, api_key_rejected: self.key_rejected.load(Ordering::SeqCst) }
+        }
+    }
+
+    /// Clears an alert an operator has seen.
+    pub fn acknowledge(&self, which: Acknowledgeable) -> Result<(), ServiceError> {
+        self.queue.acknowledge(which).map(|_| ()).map_err(service_error)
     }
 
     /// Makes an application due now.

@@ -9,6 +9,7 @@ use super::console::ConsoleReport;
 use crate::api::ErrorCode;
 use crate::contact::{Email, Phone};
 use crate::flow::{CameraMode, CaptureTarget, Event};
+use crate::queue::Acknowledgeable;
 use slint::{Rgb8Pixel, SharedPixelBuffer};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,12 +81,17 @@ impl From<crate::queue::LockReason> for QueueLock {
 }
 
 /// The queue's alerts for the operator console.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueueAlerts {
     /// The queue cannot save applications, and why; `None` when it can.
     pub locked: Option<QueueLock>,
     /// The API refused the key; sending is paused.
     pub api_key_rejected: bool,
+    /// A corrupt database was moved to quarantine (what happened, in English, with the path and what was
+    /// salvaged), until an operator acknowledges it.
+    pub quarantine: Option<String>,
+    /// Unsent applications purged after `queue.max_age`, until an operator acknowledges it.
+    pub expired: u64,
 }
 
 /// The kiosk's camera, capture, queue and uploader, as the UI uses them. Every method returns at once; results
@@ -113,6 +119,8 @@ pub trait Services {
     fn queue_items(&mut self) -> Result<Vec<QueueItem>, ServiceError>;
     /// The queue's alerts.
     fn queue_alerts(&mut self) -> QueueAlerts;
+    /// An operator has seen this alert: clear it (it stays across restarts until then).
+    fn acknowledge(&mut self, which: Acknowledgeable) -> Result<(), ServiceError>;
     /// Make an application due now.
     fn retry(&mut self, reference: &str) -> Result<(), ServiceError>;
     /// Delete an application and its images from this kiosk.

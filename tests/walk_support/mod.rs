@@ -144,6 +144,9 @@ impl Services for Shared {
     fn queue_alerts(&mut self) -> QueueAlerts {
         self.0.borrow_mut().queue_alerts()
     }
+    fn acknowledge(&mut self, which: ekyc_kiosk::queue::Acknowledgeable) -> Result<(), ServiceError> {
+        self.0.borrow_mut().acknowledge(which)
+    }
     fn retry(&mut self, reference: &str) -> Result<(), ServiceError> {
         self.0.borrow_mut().retry(reference)
     }
