@@ -325,13 +325,22 @@ pub struct DrainResult {
 
 /// Waits until the queue has nothing left to send or `deadline` passes (the uploader must be running).
 pub fn wait_drained(queue: &QueueHandle, deadline: Instant) -> Result<DrainResult, QueueError> {
+    wait_drained_or(queue, deadline, &|| false)
+}
+
+/// [`wait_drained`], also ending (with what remains) as soon as `stop` says so (SIGTERM).
+pub fn wait_drained_or(
+    queue: &QueueHandle,
+    deadline: Instant,
+    stop: &dyn Fn() -> bool,
+) -> Result<DrainResult, QueueError> {
     loop {
         let remaining = queue.sendable()?;
         if remaining == 0 {
             return Ok(DrainResult { drained: true, remaining });
         }
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || stop() {
             return Ok(DrainResult { drained: false, remaining });
         }
         std::thread::sleep(Duration::from_millis(50).min(deadline - now));

@@ -10,7 +10,7 @@ use crate::contact::{Email, Phone};
 use crate::encode::UploadJpeg;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
@@ -21,6 +21,8 @@ pub const DB_FILE: &str = "queue.db";
 pub const QUARANTINE_DIR: &str = "quarantine";
 /// Page size of a new database.
 pub const PAGE_SIZE: i64 = 16384;
+/// Prefix of the `meta` keys counting failed sends by error code (`failure:network_unreachable`).
+const FAILURE_PREFIX: &str = "failure:";
 const KEY_CHECK: &[u8] = b"ekyc-kiosk queue key check v1";
 
 #[path = "salvage.rs"]
@@ -555,6 +557,16 @@ pub struct QueueStatus {
     pub alerts: Vec<String>,
     /// Recent queue events (quarantine, expiry, lock).
     pub recent_events: Vec<LoggedEvent>,
+    /// Applications the API accepted (every step done), since the database was created.
+    pub sent_total: u64,
+    /// When the API last accepted an application, wall clock ms since the Unix epoch.
+    pub last_sent_ms: Option<i64>,
+    /// Failed send attempts by the error's stable code, since the database was created.
+    pub failures: BTreeMap<String, u64>,
+    /// Whether the API rejects the key (sending paused).
+    pub key_rejected: bool,
+    /// Whether a quarantined database waits for `queue acknowledge`.
+    pub quarantined: bool,
 }
 
 /// One row of the queue's own event log.
@@ -1380,6 +1392,11 @@ impl Store {
         let mut wipe = false;
         let tx = self.conn.transaction()?;
         let set_err = |code: &ErrorCode, st: Option<u16>| -> rusqlite::Result<()> {
+            // Durable counters for the fleet metrics: they survive restarts and are shared by the kiosk and the drain.
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, 1) ON CONFLICT (key) DO UPDATE SET value = value + 1",
+                [format!("{FAILURE_PREFIX}{}", code.as_str())],
+            )?;
             tx.execute(
                 "UPDATE enrollment SET last_error_code = ?2, last_error_step = ?3, last_http_status = ?4,
                  updated_at_ms = ?5 WHERE id = ?1",
@@ -1432,6 +1449,16 @@ impl Store {
                             [eid],
                         )?;
                         wipe = true;
+                        tx.execute(
+                            "INSERT INTO meta (key, value) VALUES ('sent_total', 1)
+                             ON CONFLICT (key) DO UPDATE SET value = value + 1",
+                            [],
+                        )?;
+                        tx.execute(
+                            "INSERT INTO meta (key, value) VALUES ('last_sent_ms', ?1)
+                             ON CONFLICT (key) DO UPDATE SET value = ?1",
+                            [now],
+                        )?;
                         let (document_id, face_score) =
                             tx.query_row("SELECT document_id, face_score FROM enrollment WHERE id = ?1", [eid], |r| {
                                 Ok((r.get(0)?, r.get(1)?))
@@ -1866,7 +1893,8 @@ impl Store {
         if let Some(r) = self.locked {
             alerts.push(format!("locked: {r}"));
         }
-        if self.meta_count("api_key_rejected")? > 0 {
+        let key_rejected = self.meta_count("api_key_rejected")? > 0;
+        if key_rejected {
             alerts.push("the API rejected the key: sending is paused; fix api.key_file or EKYC_API_KEY".into());
         }
         if self.meta_count("tls_failed")? > 0 {
@@ -1880,8 +1908,18 @@ impl Store {
             .conn
             .query_row("SELECT value FROM meta WHERE key = 'quarantine_alert'", [], |r| r.get(0))
             .optional()?;
+        let quarantined = quarantine.is_some();
         if let Some(q) = quarantine {
             alerts.push(format!("{q} (acknowledge with `queue acknowledge`)"));
+        }
+        let mut failures = BTreeMap::new();
+        let mut st = self.conn.prepare("SELECT substr(key, ?1), value FROM meta WHERE key LIKE ?2")?;
+        let prefix_len = FAILURE_PREFIX.len() as i64 + 1;
+        for row in st.query_map(params![prefix_len, format!("{FAILURE_PREFIX}%")], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })? {
+            let (code, n) = row?;
+            failures.insert(code, n.max(0) as u64);
         }
         let mut st = self.conn.prepare("SELECT at_ms, kind, detail FROM event_log ORDER BY id DESC LIMIT 20")?;
         let recent_events = st
@@ -1897,6 +1935,11 @@ impl Store {
             ambiguous_sends: self.meta_count("ambiguous_sends")?,
             alerts,
             recent_events,
+            sent_total: self.meta_count("sent_total")?,
+            last_sent_ms: self.meta_count("last_sent_ms").map(|ms| Some(ms as i64).filter(|ms| *ms > 0))?,
+            failures,
+            key_rejected,
+            quarantined,
         })
     }
 

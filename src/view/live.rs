@@ -494,10 +494,11 @@ impl Worker {
         match CameraWorker::spawn_in(config, self.scene.clone()) {
             Ok(cam) => {
                 log::info!("camera open: {}", cam.describe());
+                // Before the status: the fleet metrics tell the demo pictures from a camera.
+                self.demo_camera.store(cam.is_demo(), Ordering::SeqCst);
                 if self.console.is_none() {
                     self.set_camera_status(CameraStatus::Available);
                 }
-                self.demo_camera.store(cam.is_demo(), Ordering::SeqCst);
                 self.tap = Some(cam.tap());
                 self.start_preview(cam.tap());
                 self.camera = Some(cam);
@@ -563,6 +564,12 @@ impl Worker {
             }
             (None, _) => {}
         }
+        crate::metrics::set_camera(match &status {
+            CameraStatus::Unknown => crate::metrics::CameraState::Unknown,
+            CameraStatus::Available if self.demo_camera.load(Ordering::SeqCst) => crate::metrics::CameraState::Demo,
+            CameraStatus::Available => crate::metrics::CameraState::Connected,
+            CameraStatus::Missing(_) | CameraStatus::Failed(_) => crate::metrics::CameraState::Unavailable,
+        });
         self.camera_status = status;
         self.mailbox.post(Report::CameraStatus(reason));
     }
