@@ -122,7 +122,8 @@ impl Backend {
         match queue.status() {
             Ok(s) => {
                 if let Some(reason) = s.locked {
-                    log::error!("the queue is locked, nothing can be saved or sent until it is fixed: {reason}");
+                    log::error!(error_code = "queue_locked";
+                        "the queue is locked, nothing can be saved or sent until it is fixed: {reason}");
                     eprintln!("warning: the queue is locked: {reason}");
                 }
             }
@@ -275,7 +276,7 @@ fn kiosk_window(cfg: &crate::view::KioskConfig) -> Result<AppWindow, Exit> {
 
 /// Runs `app` on the out-of-service notice with `reason` for staff until it is closed; exits 4.
 fn show_out_of_service(app: AppWindow, reason: &str, started: Instant) -> Exit {
-    log::error!("kiosk out of service: {reason}");
+    log::error!(error_code = "out_of_service"; "kiosk out of service: {reason}");
     eprintln!("error: the kiosk is out of service: {reason}");
     let k = app.global::<Kiosk>();
     k.set_config_error(reason.into());

@@ -558,7 +558,8 @@ impl Worker {
             CameraStatus::Missing(why) | CameraStatus::Failed(why) => Some(why.clone()),
         };
         match (&reason, &self.camera_status) {
-            (Some(why), _) => log::error!("the camera is unavailable, the kiosk takes no customer until it is: {why}"),
+            (Some(why), _) => log::error!(error_code = "camera_unavailable";
+                "the camera is unavailable, the kiosk takes no customer until it is: {why}"),
             (None, CameraStatus::Missing(_) | CameraStatus::Failed(_)) => {
                 log::info!("the camera is available again: the kiosk takes customers")
             }
