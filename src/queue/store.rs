@@ -2130,6 +2130,10 @@ mod tests {
         assert_eq!(images, 0);
         let st = s.status().unwrap();
         assert_eq!((st.counts["done"], st.waiting, st.stored_bytes), (1, 0, 0));
+        // Counted once per application (not per step), with when, for the fleet metrics.
+        assert_eq!(st.sent_total, 1);
+        assert!(st.last_sent_ms.is_some_and(|ms| (ms - now_ms()).abs() < 60_000), "{:?}", st.last_sent_ms);
+        assert!(st.failures.is_empty(), "{:?}", st.failures);
         assert!(matches!(s.lease_next().unwrap(), Err(None)));
     }
 
@@ -2198,6 +2202,19 @@ mod tests {
         s.complete(l.step_id, &Outcome::Failed { code: ErrorCode::UnexpectedResponse, http_status: Some(418) })
             .unwrap();
         assert_eq!(s.show(&e.reference).unwrap().summary.state, State::Failed);
+        // The fleet metrics' durable counters: one failure per failed attempt, by code; nothing sent.
+        let st = s.status().unwrap();
+        let failures: Vec<(&str, u64)> = st.failures.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            failures,
+            [
+                ("document_not_recognized", 1),
+                ("document_session_not_found", 1),
+                ("server_error", 1),
+                ("unexpected_response", 1)
+            ],
+        );
+        assert_eq!((st.sent_total, st.last_sent_ms), (0, None));
         let ev = s.purge(&e.reference, PurgeReason::Operator).unwrap();
         assert!(matches!(ev, Event::Purged { reason: PurgeReason::Operator, .. }));
         assert!(matches!(s.show(&e.reference), Err(QueueError::NotFound(_))));
