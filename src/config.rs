@@ -14,6 +14,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+/// The systemd credential holding the API key (`$CREDENTIALS_DIRECTORY/ekyc-api-key`), used when `api.key_file` is
+/// unset and `EKYC_API_KEY` is not set.
+pub const API_KEY_CREDENTIAL: &str = "ekyc-api-key";
+/// The systemd credential holding the staff PIN, used when `kiosk.staff_pin_file` is unset.
+pub const STAFF_PIN_CREDENTIAL: &str = "ekyc-staff-pin";
+
 /// The largest configuration file read.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
@@ -43,6 +49,8 @@ pub struct Config {
     pub kiosk: crate::view::KioskConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[metrics]`: the node_exporter textfile for fleet monitoring.
+    pub metrics: crate::metrics::MetricsConfig,
     /// `[demo]`: whether the product runs as a demo.
     pub demo: DemoConfig,
 }
@@ -262,6 +270,24 @@ pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Lo
     config.face_match.validate().map_err(ConfigError::Invalid)?;
     config.validate_sections().map_err(ConfigError::Invalid)?;
 
+    // Under systemd, the secrets may come as credentials (`LoadCredential=`, `LoadCredentialEncrypted=`):
+    // `$CREDENTIALS_DIRECTORY/ekyc-api-key` and `ekyc-staff-pin`, used when no file is configured.
+    let credential = |name: &str| {
+        env.iter()
+            .find(|(k, _)| k == "CREDENTIALS_DIRECTORY")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var("CREDENTIALS_DIRECTORY").ok())
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(&d).join(name))
+            .filter(|p| p.is_file())
+    };
+    let mut config = config;
+    if config.api.key_file.is_none() {
+        config.api.key_file = credential(API_KEY_CREDENTIAL);
+    }
+    if config.kiosk.staff_pin_file.is_none() {
+        config.kiosk.staff_pin_file = credential(STAFF_PIN_CREDENTIAL);
+    }
     let (api_key, key_source) = match (api_key_env, &config.api.key_file) {
         (Some(k), _) if !k.is_empty() => (Some(k), KeySource::Env),
         (Some(_), _) => return Err(ConfigError::Invalid("EKYC_API_KEY: is set but empty".into())),
@@ -294,7 +320,6 @@ pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Lo
         None if nothing_configured => RunMode::Demo { asked: false },
         None => RunMode::Production,
     };
-    let mut config = config;
     config.camera.demo_fallback = mode.is_demo();
 
     let staff_pin = match (staff_pin_env, &config.kiosk.staff_pin_file) {
@@ -324,6 +349,7 @@ impl Config {
         self.capture.validate().map_err(|e| e.to_string())?;
         self.encode.validate().map_err(|e| e.to_string())?;
         self.kiosk.validate()?;
+        self.metrics.validate()?;
         Ok(())
     }
 }
@@ -525,8 +551,14 @@ pub fn known_keys() -> Vec<String> {
 }
 
 /// Keys whose default is "unset", so they do not appear when the defaults are serialized.
-pub const OPTIONAL_KEYS: &[&str] =
-    &["api.base_url", "api.key_file", "face_match.min_score", "kiosk.staff_pin_file", "demo.enabled"];
+pub const OPTIONAL_KEYS: &[&str] = &[
+    "api.base_url",
+    "api.key_file",
+    "face_match.min_score",
+    "kiosk.staff_pin_file",
+    "demo.enabled",
+    "metrics.textfile",
+];
 
 fn collect_leaves(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
     for (k, v) in t {

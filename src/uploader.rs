@@ -325,13 +325,22 @@ pub struct DrainResult {
 
 /// Waits until the queue has nothing left to send or `deadline` passes (the uploader must be running).
 pub fn wait_drained(queue: &QueueHandle, deadline: Instant) -> Result<DrainResult, QueueError> {
+    wait_drained_or(queue, deadline, &|| false)
+}
+
+/// [`wait_drained`], also ending (with what remains) as soon as `stop` says so (SIGTERM).
+pub fn wait_drained_or(
+    queue: &QueueHandle,
+    deadline: Instant,
+    stop: &dyn Fn() -> bool,
+) -> Result<DrainResult, QueueError> {
     loop {
         let remaining = queue.sendable()?;
         if remaining == 0 {
             return Ok(DrainResult { drained: true, remaining });
         }
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || stop() {
             return Ok(DrainResult { drained: false, remaining });
         }
         std::thread::sleep(Duration::from_millis(50).min(deadline - now));
@@ -445,7 +454,7 @@ impl Worker {
                 match decide(Attempt::from(&lease), &f, &self.backoff, jitter) {
                     Decision::Record(o) => o,
                     Decision::PauseForKey => {
-                        log::error!(
+                        log::error!(error_code = f.code.as_str();
                             "the API rejected the key: sending is paused; fix the key (retrying every {:?})",
                             self.probe
                         );
@@ -461,7 +470,7 @@ impl Worker {
                         return;
                     }
                     Decision::PauseForTls => {
-                        log::error!(
+                        log::error!(error_code = f.code.as_str();
                             "tls with the API failed ({}): sending is paused; check the certificate, the clock and \
                              api.base_url (retrying every {:?})",
                             f.message,
@@ -502,17 +511,17 @@ impl Worker {
         }
         match &outcome {
             Outcome::Done { .. } => log::info!("{} {} done", lease.reference, lease.kind.as_str()),
-            Outcome::Retry { code, http_status, delay, ambiguous } => log::warn!(
+            Outcome::Retry { code, http_status, delay, ambiguous } => log::warn!(error_code = code.as_str();
                 "{} {} failed ({code}, http {http_status:?}{}); retrying in {delay:?}",
                 lease.reference,
                 lease.kind.as_str(),
                 if *ambiguous { ", ambiguous: the server may have it" } else { "" }
             ),
             Outcome::NeedsUser { code, .. } => {
-                log::warn!("{} {} needs the customer: {code}", lease.reference, lease.kind.as_str())
+                log::warn!(error_code = code.as_str(); "{} {} needs the customer: {code}", lease.reference, lease.kind.as_str())
             }
             Outcome::Failed { code, .. } => {
-                log::error!("{} {} failed for good: {code}", lease.reference, lease.kind.as_str())
+                log::error!(error_code = code.as_str(); "{} {} failed for good: {code}", lease.reference, lease.kind.as_str())
             }
             Outcome::RestartDocument { .. } => {
                 log::warn!("{}: the server lost the document session; uploading the document again", lease.reference)

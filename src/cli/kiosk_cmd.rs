@@ -46,6 +46,60 @@ fn display_available() -> bool {
             .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
 }
 
+/// Longest a stop asked for by SIGTERM or SIGINT may take (the uploader's grace, the camera, the queue's last
+/// commit); past it the process logs and exits anyway, before systemd's `TimeoutStopSec` would kill it.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A window run as a supervised service: SIGTERM and SIGINT quit the event loop (the caller then stops the services
+/// as on a close), `READY=1` once the window is shown, and `WATCHDOG=1` from a timer on the UI thread, so a hung UI
+/// stops the pings and systemd restarts it. Outside systemd only the signal handling does anything.
+struct Supervision {
+    signals: Option<crate::service::ShutdownSignals>,
+    _watchdog: Option<slint::Timer>,
+}
+
+impl Supervision {
+    /// Call before the event loop runs; `what` names the window in the log (`kiosk`, `operator console`).
+    fn start(what: &'static str, started: Instant, ready_status: String) -> Supervision {
+        let signals = match crate::service::ShutdownSignals::install(move |name| {
+            log::info!("{what}: {name}: closing the window, then the camera, the uploader and the queue");
+            // A thread blocked in a device or the network must not keep the process past the deadline.
+            crate::service::exit_after(STOP_DEADLINE, i32::from(Exit::Fatal.code()));
+            if let Err(e) = slint::invoke_from_event_loop(|| {
+                let _ = slint::quit_event_loop();
+            }) {
+                log::error!("cannot reach the event loop to stop it: {e}");
+            }
+        }) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::warn!("{e}");
+                None
+            }
+        };
+        // Runs in the event loop's first pass, once the window exists (under X11, winit has drawn its first frame
+        // and mapped it by then). Benchmarks and the service tests read this line.
+        if let Err(e) = slint::invoke_from_event_loop(move || {
+            log::info!("{what}: window shown {} ms after start", started.elapsed().as_millis());
+            crate::service::notify_ready(&ready_status);
+        }) {
+            log::debug!("cannot schedule the window-shown log line: {e}");
+        }
+        let watchdog = crate::service::watchdog_interval().map(|every| {
+            log::info!("{what}: watchdog pings every {} ms", every.as_millis());
+            let t = slint::Timer::default();
+            t.start(TimerMode::Repeated, every, crate::service::notify_watchdog);
+            t
+        });
+        Supervision { signals, _watchdog: watchdog }
+    }
+
+    /// The signal that stopped the window, if one did.
+    fn stopped_by(&self) -> Option<&'static str> {
+        self.signals.as_ref().and_then(|s| s.received())
+    }
+}
+
 /// The queue, the uploader and the services over them, for one window.
 struct Backend {
     queue: QueueHandle,
@@ -70,7 +124,8 @@ impl Backend {
         match queue.status() {
             Ok(s) => {
                 if let Some(reason) = s.locked {
-                    log::error!("the queue is locked, nothing can be saved or sent until it is fixed: {reason}");
+                    log::error!(error_code = "queue_locked";
+                        "the queue is locked, nothing can be saved or sent until it is fixed: {reason}");
                     eprintln!("warning: the queue is locked: {reason}");
                 }
             }
@@ -152,13 +207,21 @@ pub fn kiosk(loaded: &Loaded) -> Exit {
             v.tick(start.elapsed());
         }
     });
-    // Runs in the event loop's first pass, once the window exists (under X11, winit has drawn its first frame and
-    // mapped it by then). Benchmarks read this line (`benches/kiosk_startup.sh`).
-    if let Err(e) = slint::invoke_from_event_loop(move || {
-        log::info!("kiosk: window shown {} ms after start", started.elapsed().as_millis());
-    }) {
-        log::debug!("cannot schedule the window-shown log line: {e}");
-    }
+    // The fleet metrics textfile and the service's status line, from the queue and the camera.
+    let monitor = match crate::metrics::Monitor::start(
+        &loaded.config.metrics,
+        backend.queue.clone(),
+        loaded.config.storage.data_dir.clone(),
+        "kiosk",
+    ) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            log::warn!("{e}");
+            None
+        }
+    };
+    // `benches/kiosk_startup.sh` reads the "window shown" line.
+    let supervision = Supervision::start("kiosk", started, "kiosk ready".into());
     let exit = match view.app().run() {
         Ok(()) => Exit::Done,
         Err(e) => {
@@ -166,10 +229,22 @@ pub fn kiosk(loaded: &Loaded) -> Exit {
             Exit::Fatal
         }
     };
-    // The services (capture thread, queue events) stop first, then the uploader and the queue.
+    let stopping = Instant::now();
+    // The services (capture thread, queue events) stop first, then the metrics (one last file), the uploader and
+    // the queue.
     drop(timer);
     drop(view);
+    if let Some(m) = monitor {
+        m.shutdown();
+    }
     backend.shutdown();
+    if let Some(name) = supervision.stopped_by() {
+        log::info!(
+            "kiosk: stopped cleanly on {name} in {} ms: the uploader gave its step back, the camera and the queue \
+             are closed",
+            stopping.elapsed().as_millis()
+        );
+    }
     exit
 }
 
@@ -204,7 +279,7 @@ fn kiosk_window(cfg: &crate::view::KioskConfig) -> Result<AppWindow, Exit> {
 
 /// Runs `app` on the out-of-service notice with `reason` for staff until it is closed; exits 4.
 fn show_out_of_service(app: AppWindow, reason: &str, started: Instant) -> Exit {
-    log::error!("kiosk out of service: {reason}");
+    log::error!(error_code = "out_of_service"; "kiosk out of service: {reason}");
     eprintln!("error: the kiosk is out of service: {reason}");
     let k = app.global::<Kiosk>();
     k.set_config_error(reason.into());
@@ -212,15 +287,18 @@ fn show_out_of_service(app: AppWindow, reason: &str, started: Instant) -> Exit {
     // Nothing runs that could reach an API: the status bar says offline rather than "checking".
     k.set_connection_known(true);
     k.set_online(false);
-    if let Err(e) = slint::invoke_from_event_loop(move || {
-        log::info!("kiosk: out-of-service window shown {} ms after start", started.elapsed().as_millis());
-    }) {
-        log::debug!("cannot schedule the window-shown log line: {e}");
-    }
+    // Ready as a service: the window is up and says why no customer is taken (a restart would not fix it).
+    let supervision = Supervision::start("kiosk: out-of-service", started, "out of service (see the log)".into());
     if let Err(e) = app.run() {
         eprintln!("error: the kiosk window failed: {e}");
     }
-    Exit::Fatal
+    match supervision.stopped_by() {
+        Some(name) => {
+            log::info!("kiosk: out-of-service window stopped cleanly on {name}");
+            Exit::Done
+        }
+        None => Exit::Fatal,
+    }
 }
 
 /// The operator console, windowed, over the real queue (the uploader runs while it is open, so a retry is sent).
@@ -268,6 +346,7 @@ pub fn operator(loaded: &Loaded) -> Exit {
             v.drain(&mailbox);
         }
     });
+    let supervision = Supervision::start("operator console", Instant::now(), "operator console ready".into());
     let exit = match view.host().run() {
         Ok(()) => Exit::Done,
         Err(e) => {
@@ -278,6 +357,9 @@ pub fn operator(loaded: &Loaded) -> Exit {
     drop(drain);
     drop(view);
     backend.shutdown();
+    if let Some(name) = supervision.stopped_by() {
+        log::info!("operator console: stopped cleanly on {name}: the uploader gave its step back, the queue is closed");
+    }
     exit
 }
 

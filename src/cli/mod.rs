@@ -328,12 +328,12 @@ pub fn main() -> ExitCode {
     exit.into()
 }
 
+/// The logger: journald under systemd, else the terminal (see [`crate::service::init_logger`]).
 fn init_logger(level: &str, verbose: u8) {
     let level = match verbose {
         0 => level,
         1 => "debug",
         _ => "trace",
     };
-    let env = env_logger::Env::default().default_filter_or(level);
-    let _ = env_logger::Builder::from_env(env).format_timestamp_millis().try_init();
+    crate::service::init_logger(level);
 }

@@ -275,8 +275,33 @@ fn drain(loaded: &Loaded, q: &QueueHandle, timeout: Duration, json: bool) -> Exi
             return Exit::Fatal;
         }
     };
-    let r = crate::uploader::wait_drained(q, deadline);
+    // The fleet metrics and the service status while it drains (and a last file once it has).
+    let monitor = match crate::metrics::Monitor::start(&loaded.config.metrics, q.clone(), q.dir().to_owned(), "drain") {
+        Ok(m) => Some(m),
+        Err(e) => {
+            log::warn!("{e}");
+            None
+        }
+    };
+    // SIGTERM or SIGINT (systemd stopping the drain service, Ctrl-C) ends the wait: the uploader gives its step
+    // back and what remains is reported as still to send (exit 5).
+    let signals = match crate::service::ShutdownSignals::install(|_| {}) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::warn!("{e}");
+            None
+        }
+    };
+    let flag = signals.as_ref().map(|s| s.flag());
+    let r = crate::uploader::wait_drained_or(q, deadline, &|| flag.as_ref().is_some_and(|f| f.is_set()));
     sender.shutdown();
+    if let Some(m) = monitor {
+        m.shutdown();
+    }
+    if let Some(name) = signals.as_ref().and_then(|s| s.received()) {
+        log::info!("queue drain: stopped by {name}; the step in progress was given back to the queue");
+    }
+    drop(signals);
     match r {
         Ok(d) => {
             let status = q.status().ok();

@@ -10,7 +10,7 @@ use crate::contact::{Email, Phone};
 use crate::encode::UploadJpeg;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
@@ -21,6 +21,8 @@ pub const DB_FILE: &str = "queue.db";
 pub const QUARANTINE_DIR: &str = "quarantine";
 /// Page size of a new database.
 pub const PAGE_SIZE: i64 = 16384;
+/// Prefix of the `meta` keys counting failed sends by error code (`failure:network_unreachable`).
+const FAILURE_PREFIX: &str = "failure:";
 const KEY_CHECK: &[u8] = b"ekyc-kiosk queue key check v1";
 
 #[path = "salvage.rs"]
@@ -584,6 +586,12 @@ pub struct QueueStatus {
     pub expired_unacknowledged: u64,
     /// Recent queue events (quarantine, expiry, lock).
     pub recent_events: Vec<LoggedEvent>,
+    /// Applications the API accepted (every step done), since the database was created.
+    pub sent_total: u64,
+    /// When the API last accepted an application, wall clock ms since the Unix epoch.
+    pub last_sent_ms: Option<i64>,
+    /// Failed send attempts by the error's stable code, since the database was created.
+    pub failures: BTreeMap<String, u64>,
 }
 
 /// One row of the queue's own event log.
@@ -1409,6 +1417,11 @@ impl Store {
         let mut wipe = false;
         let tx = self.conn.transaction()?;
         let set_err = |code: &ErrorCode, st: Option<u16>| -> rusqlite::Result<()> {
+            // Durable counters for the fleet metrics: they survive restarts and are shared by the kiosk and the drain.
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, 1) ON CONFLICT (key) DO UPDATE SET value = value + 1",
+                [format!("{FAILURE_PREFIX}{}", code.as_str())],
+            )?;
             tx.execute(
                 "UPDATE enrollment SET last_error_code = ?2, last_error_step = ?3, last_http_status = ?4,
                  updated_at_ms = ?5 WHERE id = ?1",
@@ -1461,6 +1474,16 @@ impl Store {
                             [eid],
                         )?;
                         wipe = true;
+                        tx.execute(
+                            "INSERT INTO meta (key, value) VALUES ('sent_total', 1)
+                             ON CONFLICT (key) DO UPDATE SET value = value + 1",
+                            [],
+                        )?;
+                        tx.execute(
+                            "INSERT INTO meta (key, value) VALUES ('last_sent_ms', ?1)
+                             ON CONFLICT (key) DO UPDATE SET value = ?1",
+                            [now],
+                        )?;
                         let (document_id, face_score) =
                             tx.query_row("SELECT document_id, face_score FROM enrollment WHERE id = ?1", [eid], |r| {
                                 Ok((r.get(0)?, r.get(1)?))
@@ -1921,6 +1944,15 @@ impl Store {
                 "{expired_unacknowledged} unsent application(s) purged after queue.max_age (acknowledge with `queue acknowledge`)"
             ));
         }
+        let mut failures = BTreeMap::new();
+        let mut st = self.conn.prepare("SELECT substr(key, ?1), value FROM meta WHERE key LIKE ?2")?;
+        let prefix_len = FAILURE_PREFIX.len() as i64 + 1;
+        for row in st.query_map(params![prefix_len, format!("{FAILURE_PREFIX}%")], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })? {
+            let (code, n) = row?;
+            failures.insert(code, n.max(0) as u64);
+        }
         let mut st = self.conn.prepare("SELECT at_ms, kind, detail FROM event_log ORDER BY id DESC LIMIT 20")?;
         let recent_events = st
             .query_map([], |r| Ok(LoggedEvent { at_ms: r.get(0)?, kind: r.get(1)?, detail: r.get(2)? }))?
@@ -1939,6 +1971,9 @@ impl Store {
             quarantine,
             expired_unacknowledged,
             recent_events,
+            sent_total: self.meta_count("sent_total")?,
+            last_sent_ms: self.meta_count("last_sent_ms").map(|ms| Some(ms as i64).filter(|ms| *ms > 0))?,
+            failures,
         })
     }
 
@@ -2133,6 +2168,10 @@ mod tests {
         assert_eq!(images, 0);
         let st = s.status().unwrap();
         assert_eq!((st.counts["done"], st.waiting, st.stored_bytes), (1, 0, 0));
+        // Counted once per application (not per step), with when, for the fleet metrics.
+        assert_eq!(st.sent_total, 1);
+        assert!(st.last_sent_ms.is_some_and(|ms| (ms - now_ms()).abs() < 60_000), "{:?}", st.last_sent_ms);
+        assert!(st.failures.is_empty(), "{:?}", st.failures);
         assert!(matches!(s.lease_next().unwrap(), Err(None)));
     }
 
@@ -2201,6 +2240,19 @@ mod tests {
         s.complete(l.step_id, &Outcome::Failed { code: ErrorCode::UnexpectedResponse, http_status: Some(418) })
             .unwrap();
         assert_eq!(s.show(&e.reference).unwrap().summary.state, State::Failed);
+        // The fleet metrics' durable counters: one failure per failed attempt, by code; nothing sent.
+        let st = s.status().unwrap();
+        let failures: Vec<(&str, u64)> = st.failures.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            failures,
+            [
+                ("document_not_recognized", 1),
+                ("document_session_not_found", 1),
+                ("server_error", 1),
+                ("unexpected_response", 1)
+            ],
+        );
+        assert_eq!((st.sent_total, st.last_sent_ms), (0, None));
         let ev = s.purge(&e.reference, PurgeReason::Operator).unwrap();
         assert!(matches!(ev, Event::Purged { reason: PurgeReason::Operator, .. }));
         assert!(matches!(s.show(&e.reference), Err(QueueError::NotFound(_))));

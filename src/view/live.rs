@@ -498,10 +498,11 @@ impl Worker {
         match CameraWorker::spawn_in(config, self.scene.clone()) {
             Ok(cam) => {
                 log::info!("camera open: {}", cam.describe());
+                // Before the status: the fleet metrics tell the demo pictures from a camera.
+                self.demo_camera.store(cam.is_demo(), Ordering::SeqCst);
                 if self.console.is_none() {
                     self.set_camera_status(CameraStatus::Available);
                 }
-                self.demo_camera.store(cam.is_demo(), Ordering::SeqCst);
                 self.tap = Some(cam.tap());
                 self.start_preview(cam.tap());
                 self.camera = Some(cam);
@@ -561,12 +562,19 @@ impl Worker {
             CameraStatus::Missing(why) | CameraStatus::Failed(why) => Some(why.clone()),
         };
         match (&reason, &self.camera_status) {
-            (Some(why), _) => log::error!("the camera is unavailable, the kiosk takes no customer until it is: {why}"),
+            (Some(why), _) => log::error!(error_code = "camera_unavailable";
+                "the camera is unavailable, the kiosk takes no customer until it is: {why}"),
             (None, CameraStatus::Missing(_) | CameraStatus::Failed(_)) => {
                 log::info!("the camera is available again: the kiosk takes customers")
             }
             (None, _) => {}
         }
+        crate::metrics::set_camera(match &status {
+            CameraStatus::Unknown => crate::metrics::CameraState::Unknown,
+            CameraStatus::Available if self.demo_camera.load(Ordering::SeqCst) => crate::metrics::CameraState::Demo,
+            CameraStatus::Available => crate::metrics::CameraState::Connected,
+            CameraStatus::Missing(_) | CameraStatus::Failed(_) => crate::metrics::CameraState::Unavailable,
+        });
         self.camera_status = status;
         self.mailbox.post(Report::CameraStatus(reason));
     }
