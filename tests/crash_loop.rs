@@ -75,6 +75,9 @@ struct Tally {
     documents: usize,
     faces: usize,
     created: usize,
+    /// Creations answered 409: contacts are unique per application, so each is a second creation of the same
+    /// application, which the sandbox refused (counted, not hidden by the refusal).
+    create_conflicts: usize,
 }
 
 impl Tally {
@@ -84,6 +87,7 @@ impl Tally {
                 (Some(SandboxEndpoint::Document), Some(200)) => self.documents += 1,
                 (Some(SandboxEndpoint::Face), Some(200)) => self.faces += 1,
                 (Some(SandboxEndpoint::CreateRequest), Some(201)) => self.created += 1,
+                (Some(SandboxEndpoint::CreateRequest), Some(409)) => self.create_conflicts += 1,
                 _ => {}
             }
         }
@@ -209,16 +213,21 @@ fn kill_9_during_save_and_upload_loses_nothing_acknowledged() {
     // beyond one per request come from sends whose answer a kill cut off.
     tally.add(&rig.sb);
     let created = tally.created;
+    let conflicts = tally.create_conflicts;
     let requests = list.values().filter(|s| **s == State::Done).count();
     let extra = (tally.documents + tally.faces).saturating_sub(2 * requests);
     println!(
         "{kills} kills ({kills_while_saving} while saving, {kills_while_sending} while sending) over {} runs in {:?}; {} acknowledged, {at_server} at the \
-         server; {created} requests created; {extra} repeated uploads",
+         server; {created} requests created, {conflicts} repeated creations refused; {extra} repeated uploads",
         n,
         started.elapsed(),
         acknowledged.len()
     );
     assert!(created <= requests, "at most one request per application ({created} created for {requests})");
+    assert!(
+        conflicts as u32 <= extra_uploads_allowed,
+        "{conflicts} repeated creations but only {extra_uploads_allowed} kills could have cut an answer off"
+    );
     assert!(
         extra as u32 <= extra_uploads_allowed,
         "{extra} repeated uploads but only {extra_uploads_allowed} kills could have cut an answer off"
