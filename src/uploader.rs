@@ -149,6 +149,9 @@ pub enum Decision {
     /// The TLS handshake with the API failed (untrusted, expired or wrong-host certificate): pause everything with
     /// an operator alert; retrying each row alone would only hide it.
     PauseForTls,
+    /// The bank's gateway refused this kiosk's certificate: pause everything with an operator alert until it is
+    /// fixed (the client loads a renewed certificate by itself); nothing is marked for the customer.
+    PauseForCertificate,
     /// A 409 after an ambiguous attempt: check whether our earlier send created the request.
     CheckExisting,
     /// A 413: re-encode the step's images smaller and send again.
@@ -194,6 +197,7 @@ pub fn decide(a: Attempt, f: &SendFailure, backoff: &Backoff, jitter: f64) -> De
     match code {
         ErrorCode::InvalidApiKey => return Decision::PauseForKey,
         ErrorCode::TlsFailure => return Decision::PauseForTls,
+        ErrorCode::CertificateRefused => return Decision::PauseForCertificate,
         // The server's limit is lower than ours: re-encode smaller, once; after that a person must look.
         ErrorCode::PayloadTooLarge if !a.reencoded && matches!(step, StepKind::Document | StepKind::Face) => {
             return Decision::Reencode;
@@ -268,6 +272,7 @@ impl Uploader {
             rng: fastrand::Rng::new(),
             key_rejected: false,
             tls_failed: false,
+            cert_refused: false,
             current: current.clone(),
             unread: Arc::new(AtomicUsize::new(0)),
         };
@@ -349,6 +354,7 @@ struct Worker {
     rng: fastrand::Rng,
     key_rejected: bool,
     tls_failed: bool,
+    cert_refused: bool,
     /// The step being sent (see [`Uploader::shutdown`]).
     current: Arc<Mutex<Option<InFlight>>>,
     /// Image sources of the current step not yet read to their end.
@@ -478,6 +484,24 @@ impl Worker {
                         self.sleep(self.probe, false);
                         return;
                     }
+                    Decision::PauseForCertificate => {
+                        log::error!(
+                            "the gateway refused this kiosk's certificate ({}): sending is paused; fix \
+                             api.client_cert_file and api.client_key_file or enrol the kiosk again (retrying every {:?})",
+                            f.message,
+                            self.probe
+                        );
+                        if !self.cert_refused {
+                            self.cert_refused = true;
+                            if let Err(e) = self.queue.set_certificate_refused(true) {
+                                log::error!("cannot record the certificate alert: {e}");
+                            }
+                        }
+                        let pause = Outcome::Pause { code: f.code, http_status: f.http_status, delay: self.probe };
+                        self.complete(&lease, pause);
+                        self.sleep(self.probe, false);
+                        return;
+                    }
                     Decision::CheckExisting => self.check_existing(&lease, &f),
                     Decision::Reencode => self.reencode(&lease, &f),
                 }
@@ -491,6 +515,13 @@ impl Worker {
             log::info!("tls with the API works again: sending resumed");
             if let Err(e) = self.queue.set_tls_failed(false) {
                 log::error!("cannot clear the tls alert: {e}");
+            }
+        }
+        if self.cert_refused && !handshake_unknown {
+            self.cert_refused = false;
+            log::info!("the gateway accepts this kiosk's certificate again: sending resumed");
+            if let Err(e) = self.queue.set_certificate_refused(false) {
+                log::error!("cannot clear the certificate alert: {e}");
             }
         }
         if self.key_rejected && !matches!(outcome, Outcome::Retry { .. }) {
@@ -539,6 +570,15 @@ impl Worker {
                 Outcome::NeedsUser { code: f.code, http_status: f.http_status }
             }
             Ok(None) => Outcome::NeedsUser { code: f.code, http_status: f.http_status },
+            // Behind the bank's gateway the kiosk may not read the request list: the back office must look.
+            Err(g) if g.code == ErrorCode::KioskNotAllowed => {
+                log::warn!(
+                    "{}: a request with these contact details exists and this kiosk may not look it up (the gateway \
+                     refuses the list); check in the back office whether it is this application's",
+                    lease.reference
+                );
+                Outcome::Failed { code: g.code, http_status: g.http_status }
+            }
             Err(g) => Outcome::Retry {
                 code: g.code,
                 http_status: g.http_status,
@@ -745,6 +785,9 @@ mod tests {
             (Request, 3, 0, failure(InvalidApiKey, Fatal, Some(401), false), Decision::PauseForKey),
             // An untrusted certificate is not "no network": everything pauses with an operator alert.
             (Document, 1, 0, failure(TlsFailure, Transient, None, false), Decision::PauseForTls),
+            (Document, 1, 0, failure(CertificateRefused, Transient, Some(400), false), Decision::PauseForCertificate),
+            (Request, 2, 0, failure(CertificateRefused, Transient, None, false), Decision::PauseForCertificate),
+            (Request, 1, 0, failure(KioskNotAllowed, Fatal, Some(403), false), Decision::Record(Outcome::Failed { code: KioskNotAllowed, http_status: Some(403) })),
             (
                 Document,
                 1,

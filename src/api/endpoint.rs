@@ -24,6 +24,9 @@ pub enum Endpoint {
     Show,
     /// E9, `DELETE` one request.
     Delete,
+    /// `GET` the bank gateway's health route (answered by the gateway itself): the connection check of a kiosk with
+    /// a client certificate. Not a vendor endpoint.
+    Health,
 }
 
 /// HTTP method of an endpoint.
@@ -37,7 +40,7 @@ pub(crate) enum Method {
 
 impl Endpoint {
     /// Every endpoint, in contract order.
-    pub const ALL: [Endpoint; 8] = [
+    pub const ALL: [Endpoint; 9] = [
         Endpoint::Document,
         Endpoint::Face,
         Endpoint::Liveness,
@@ -46,6 +49,7 @@ impl Endpoint {
         Endpoint::List,
         Endpoint::Show,
         Endpoint::Delete,
+        Endpoint::Health,
     ];
 
     /// The stable snake_case name: `document`, `face`, `liveness`, `create_request`, `accept`, `list`, `show`,
@@ -60,6 +64,7 @@ impl Endpoint {
             Endpoint::List => "list",
             Endpoint::Show => "show",
             Endpoint::Delete => "delete",
+            Endpoint::Health => "health",
         }
     }
 
@@ -72,6 +77,7 @@ impl Endpoint {
             Endpoint::CreateRequest | Endpoint::Accept | Endpoint::List | Endpoint::Show | Endpoint::Delete => {
                 "request"
             }
+            Endpoint::Health => "connection",
         }
     }
 
@@ -86,6 +92,7 @@ impl Endpoint {
             Endpoint::List => "E6",
             Endpoint::Show => "E7",
             Endpoint::Delete => "E9",
+            Endpoint::Health => "gateway health",
         }
     }
 
@@ -93,7 +100,7 @@ impl Endpoint {
         match self {
             Endpoint::Document | Endpoint::Face | Endpoint::Liveness | Endpoint::CreateRequest => Method::Post,
             Endpoint::Accept => Method::Put,
-            Endpoint::List | Endpoint::Show => Method::Get,
+            Endpoint::List | Endpoint::Show | Endpoint::Health => Method::Get,
             Endpoint::Delete => Method::Delete,
         }
     }
@@ -131,6 +138,7 @@ mod tests {
             (Endpoint::List, "list", "request", false),
             (Endpoint::Show, "show", "request", false),
             (Endpoint::Delete, "delete", "request", false),
+            (Endpoint::Health, "health", "connection", false),
         ];
         assert_eq!(table.len(), Endpoint::ALL.len());
         for (e, name, step, upload) in table {

@@ -532,6 +532,10 @@ pub enum Alert {
     TlsFailed,
     /// TLS with the API works again: sending resumed.
     TlsRecovered,
+    /// The bank's gateway refuses this kiosk's certificate: sending is paused until it accepts it.
+    CertificateRefused,
+    /// The gateway accepts this kiosk's certificate again: sending resumed.
+    CertificateAccepted,
 }
 
 /// Counts and alerts for `queue status` and the operator screen.
@@ -1876,6 +1880,13 @@ impl Store {
                     .into(),
             );
         }
+        if self.meta_count("certificate_refused")? > 0 {
+            alerts.push(
+                "the bank's gateway refuses this kiosk's certificate (none, another CA's, revoked or expired): \
+                 sending is paused; check api.client_cert_file and api.client_key_file, or enrol the kiosk again"
+                    .into(),
+            );
+        }
         let quarantine: Option<String> = self
             .conn
             .query_row("SELECT value FROM meta WHERE key = 'quarantine_alert'", [], |r| r.get(0))
@@ -1930,6 +1941,19 @@ impl Store {
         )?;
         if failed {
             self.log_event("tls_failed", "the tls handshake with the API failed: sending paused")?;
+        }
+        Ok(())
+    }
+
+    /// Records (or clears) the "certificate refused" alert so `queue status` shows it across restarts.
+    pub fn set_certificate_refused(&mut self, refused: bool) -> Result<(), QueueError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('certificate_refused', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = ?1",
+            [i64::from(refused)],
+        )?;
+        if refused {
+            self.log_event("certificate_refused", "the gateway refused this kiosk's certificate: sending paused")?;
         }
         Ok(())
     }
