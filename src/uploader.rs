@@ -261,6 +261,11 @@ impl Uploader {
         let current = Arc::new(Mutex::new(None));
         let (ended_tx, ended) = mpsc::channel::<()>();
         let handle = queue.clone();
+        // An alert left by an earlier run (the certificate was refused, then the kiosk restarted with a new one) is
+        // cleared by the first call that gets through.
+        let cert_refused = queue
+            .status()
+            .is_ok_and(|s| s.alerts.iter().any(|a| a == crate::queue::CERTIFICATE_ALERT));
         let worker = Worker {
             budget: RetryBudget::new(cfg.retry_burst, cfg.retry_refill, Instant::now()),
             backoff: cfg.backoff(),
@@ -272,7 +277,7 @@ impl Uploader {
             rng: fastrand::Rng::new(),
             key_rejected: false,
             tls_failed: false,
-            cert_refused: false,
+            cert_refused,
             current: current.clone(),
             unread: Arc::new(AtomicUsize::new(0)),
         };

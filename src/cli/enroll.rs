@@ -180,6 +180,14 @@ fn enroll_with(loaded: &Loaded, q: &QueueHandle, new: NewEnrollment, wait: u64, 
                             exit = Exit::Fatal;
                             break;
                         }
+                        Event::Paused { id, step, code, http_status, .. }
+                            if id == saved.id && code.prompt().class == crate::api::ErrorClass::Transient =>
+                        {
+                            // TLS fails or the gateway refuses this kiosk's certificate: the application stays
+                            // queued and goes out by itself once that is fixed (a renewed certificate is loaded
+                            // without a restart), so keep waiting; the answer says why it is not sent yet.
+                            out["error"] = error_json(code, step, http_status);
+                        }
                         Event::Paused { id, step, code, http_status, .. } if id == saved.id => {
                             // The API rejected the key: an operator must fix the configuration. The application
                             // stays queued and is sent once the key works.

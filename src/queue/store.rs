@@ -538,6 +538,10 @@ pub enum Alert {
     CertificateAccepted,
 }
 
+/// The alert `queue status` shows while the bank's gateway refuses this kiosk's certificate.
+pub const CERTIFICATE_ALERT: &str = "the bank's gateway refuses this kiosk's certificate (none, another CA's, revoked \
+     or expired): sending is paused; check api.client_cert_file and api.client_key_file, or enrol the kiosk again";
+
 /// Counts and alerts for `queue status` and the operator screen.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueStatus {
@@ -1881,11 +1885,7 @@ impl Store {
             );
         }
         if self.meta_count("certificate_refused")? > 0 {
-            alerts.push(
-                "the bank's gateway refuses this kiosk's certificate (none, another CA's, revoked or expired): \
-                 sending is paused; check api.client_cert_file and api.client_key_file, or enrol the kiosk again"
-                    .into(),
-            );
+            alerts.push(CERTIFICATE_ALERT.into());
         }
         let quarantine: Option<String> = self
             .conn
