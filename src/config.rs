@@ -553,7 +553,7 @@ pub fn known_keys() -> Vec<String> {
 
 /// Keys whose default is "unset", so they do not appear when the defaults are serialized.
 pub const OPTIONAL_KEYS: &[&str] =
-    &["api.base_url", "api.key_file", "face_match.min_score", "kiosk.staff_pin_file", "demo.enabled"];
+    &["api.base_url", "api.key_file", "api.client_cert_file", "api.client_key_file", "api.ca_file", "face_match.min_score", "kiosk.staff_pin_file", "demo.enabled"];
 
 fn collect_leaves(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
     for (k, v) in t {
@@ -694,7 +694,7 @@ mod tests {
     #[test]
     fn base_url_without_a_key_is_refused() {
         let e = load_with_env(None, &env(&[("EKYC_API_BASE_URL", "https://kyc.example.com")])).unwrap_err();
-        assert!(e.to_string().contains("no API key"), "{e}");
+        assert!(e.to_string().contains("no credential"), "{e}");
     }
 
     #[cfg(unix)]

@@ -416,6 +416,13 @@ fn a_kiosk_enrolls_with_its_certificate_alone_and_may_not_manage_requests() {
     assert!(!contains(log.as_bytes(), key), "the gateway's access log shows the key");
     let example = std::fs::read(manifest().join("assets/kiosk.example.toml")).unwrap();
     assert!(!contains(&example, key));
+
+    // A private key others can read is refused at start, naming the key and the fix.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(k.key(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = k.run(&["config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("api.client_key_file") && err.contains("chmod 600"), "{err}");
 }
 
 #[test]
