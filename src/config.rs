@@ -552,8 +552,16 @@ pub fn known_keys() -> Vec<String> {
 }
 
 /// Keys whose default is "unset", so they do not appear when the defaults are serialized.
-pub const OPTIONAL_KEYS: &[&str] =
-    &["api.base_url", "api.key_file", "api.client_cert_file", "api.client_key_file", "api.ca_file", "face_match.min_score", "kiosk.staff_pin_file", "demo.enabled"];
+pub const OPTIONAL_KEYS: &[&str] = &[
+    "api.base_url",
+    "api.key_file",
+    "api.client_cert_file",
+    "api.client_key_file",
+    "api.ca_file",
+    "face_match.min_score",
+    "kiosk.staff_pin_file",
+    "demo.enabled",
+];
 
 fn collect_leaves(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
     for (k, v) in t {

@@ -263,9 +263,7 @@ impl Uploader {
         let handle = queue.clone();
         // An alert left by an earlier run (the certificate was refused, then the kiosk restarted with a new one) is
         // cleared by the first call that gets through.
-        let cert_refused = queue
-            .status()
-            .is_ok_and(|s| s.alerts.iter().any(|a| a == crate::queue::CERTIFICATE_ALERT));
+        let cert_refused = queue.status().is_ok_and(|s| s.alerts.iter().any(|a| a == crate::queue::CERTIFICATE_ALERT));
         let worker = Worker {
             budget: RetryBudget::new(cfg.retry_burst, cfg.retry_refill, Instant::now()),
             backoff: cfg.backoff(),
@@ -792,7 +790,13 @@ mod tests {
             (Document, 1, 0, failure(TlsFailure, Transient, None, false), Decision::PauseForTls),
             (Document, 1, 0, failure(CertificateRefused, Transient, Some(400), false), Decision::PauseForCertificate),
             (Request, 2, 0, failure(CertificateRefused, Transient, None, false), Decision::PauseForCertificate),
-            (Request, 1, 0, failure(KioskNotAllowed, Fatal, Some(403), false), Decision::Record(Outcome::Failed { code: KioskNotAllowed, http_status: Some(403) })),
+            (
+                Request,
+                1,
+                0,
+                failure(KioskNotAllowed, Fatal, Some(403), false),
+                Decision::Record(Outcome::Failed { code: KioskNotAllowed, http_status: Some(403) }),
+            ),
             (
                 Document,
                 1,

@@ -128,7 +128,8 @@ impl Gateway {
             .unwrap();
         let nginx = Nginx(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() || TcpStream::connect(("127.0.0.1", vendor_port)).is_err()
+        while TcpStream::connect(("127.0.0.1", port)).is_err()
+            || TcpStream::connect(("127.0.0.1", vendor_port)).is_err()
         {
             assert!(Instant::now() < deadline, "nginx did not start: {}", read_lossy(&run.join("logs/error.log")));
             std::thread::sleep(Duration::from_millis(20));
@@ -187,7 +188,8 @@ impl Kiosk {
     /// Puts `name`'s certificate and key in place as a renewal would: each written aside, then renamed over.
     fn install(&self, gw: &Gateway, name: &str) {
         use std::os::unix::fs::PermissionsExt;
-        for (from, to) in [(gw.pki(&format!("{name}.key")), self.key()), (gw.pki(&format!("{name}.pem")), self.cert())] {
+        for (from, to) in [(gw.pki(&format!("{name}.key")), self.key()), (gw.pki(&format!("{name}.pem")), self.cert())]
+        {
             let aside = to.with_extension("new");
             std::fs::copy(&from, &aside).unwrap();
             std::fs::set_permissions(&aside, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -241,9 +243,8 @@ impl Kiosk {
 
 fn json(o: &Output) -> Value {
     let text = String::from_utf8_lossy(&o.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
-        panic!("not one JSON object ({e}): {text}\nstderr: {}", String::from_utf8_lossy(&o.stderr))
-    })
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}\nstderr: {}", String::from_utf8_lossy(&o.stderr)))
 }
 
 fn read_lossy(p: &Path) -> String {
@@ -374,8 +375,9 @@ fn a_kiosk_enrolls_with_its_certificate_alone_and_may_not_manage_requests() {
     assert_eq!(direct.list_requests(false).unwrap_err().code(), ErrorCode::InvalidApiKey);
     let log = gw.access_log();
     assert!(
-        log.lines().any(|l| l.contains("kiosk=\"CN=kiosk-1,OU=kiosks,O=Test Bank\"")
-            && l.contains("\"POST /api/kyc-request\" 201")),
+        log.lines()
+            .any(|l| l.contains("kiosk=\"CN=kiosk-1,OU=kiosks,O=Test Bank\"")
+                && l.contains("\"POST /api/kyc-request\" 201")),
         "{log}"
     );
 
@@ -454,10 +456,7 @@ fn refused_certificates_pause_sending_and_a_fixed_one_goes_out_by_itself() {
         }
         assert_eq!(status["counts"]["pending"], 1, "{refused}: {status}");
         assert_eq!(status["waiting"], 1, "{refused}: {status}");
-        assert!(
-            gw.sandbox.calls().iter().all(|c| c.status != Some(201) || n > 0),
-            "{refused}: a call went through"
-        );
+        assert!(gw.sandbox.calls().iter().all(|c| c.status != Some(201) || n > 0), "{refused}: a call went through");
 
         // While it runs: the key is not in its environment or memory (the email it holds is: the scan works).
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();

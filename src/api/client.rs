@@ -140,11 +140,7 @@ impl ApiClient {
             }
         }
         let stamps = tls.stamps();
-        let material = if tls.is_empty() {
-            None
-        } else {
-            Some(tls.load().map_err(|e| config_err(e.to_string()))?)
-        };
+        let material = if tls.is_empty() { None } else { Some(tls.load().map_err(|e| config_err(e.to_string()))?) };
         let agent = build_agent(cfg, loopback, material.as_ref());
         let base = base_url.as_str().trim_end_matches('/').to_string();
         Ok(ApiClient {
@@ -534,9 +530,9 @@ fn build_agent(cfg: &ApiConfig, loopback: bool, tls: Option<&TlsMaterial>) -> ur
 /// the server's.
 fn refuses_our_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
     use rustls::AlertDescription as A;
-    let rustls_err = e.downcast_ref::<rustls::Error>().or_else(|| {
-        e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref())
-    });
+    let rustls_err = e
+        .downcast_ref::<rustls::Error>()
+        .or_else(|| e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref()));
     matches!(
         rustls_err,
         Some(rustls::Error::AlertReceived(

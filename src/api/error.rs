@@ -616,8 +616,13 @@ mod tests {
 
     #[test]
     fn gateway_refusals_are_typed_and_a_vendor_403_is_not() {
-        let page = |t: &str| format!("<html><head><title>400 {t}</title></head><body><center><h1>400 Bad Request</h1></center><center>{t}</center><hr><center>nginx</center></body></html>");
-        for (t, why) in [("No required SSL certificate was sent", "no client"), ("The SSL certificate error", "failed")] {
+        let page = |t: &str| {
+            format!(
+                "<html><head><title>400 {t}</title></head><body><center><h1>400 Bad Request</h1></center><center>{t}</center><hr><center>nginx</center></body></html>"
+            )
+        };
+        for (t, why) in [("No required SSL certificate was sent", "no client"), ("The SSL certificate error", "failed")]
+        {
             let err = gateway_refusal(Endpoint::Document, 400, page(t).as_bytes(), None).unwrap();
             assert_eq!((err.code(), err.class()), (ErrorCode::CertificateRefused, Transient), "{t}");
             assert!(err.to_string().contains(why), "{err}");

@@ -118,8 +118,11 @@ impl TlsFiles {
                 let pem = read_pem(cert_path, "api.client_cert_file", false)?;
                 let chain = certificates(&pem, cert_path, "api.client_cert_file")?;
                 let key_pem = read_pem(key_path, "api.client_key_file", true)?;
-                let invalid =
-                    |reason: &str| TlsFileError::Invalid { key: "api.client_key_file", path: key_path.clone(), reason: reason.into() };
+                let invalid = |reason: &str| TlsFileError::Invalid {
+                    key: "api.client_key_file",
+                    path: key_path.clone(),
+                    reason: reason.into(),
+                };
                 let key = PrivateKey::from_pem(&key_pem).map_err(|_| invalid("holds no PEM private key"))?;
                 check_pair(&chain, &key_pem).map_err(|reason| invalid(&reason))?;
                 Some(ClientCert::new_with_certs(&chain, key))
