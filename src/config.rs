@@ -155,6 +155,9 @@ pub struct Loaded {
     pub api_key: Option<ApiKey>,
     /// Where the key came from.
     pub key_source: KeySource,
+    /// The kiosk's client certificate and the gateway's CA (`api.client_cert_file`, `api.client_key_file` or the
+    /// systemd credential, `api.ca_file`), checked when loaded.
+    pub tls: crate::api::TlsFiles,
     /// The staff PIN that opens the operator console on the kiosk (`EKYC_STAFF_PIN` or `kiosk.staff_pin_file`).
     pub staff_pin: Option<StaffPin>,
     /// For each key set by the file or the environment, where its value came from (`file`, or the variable's name).
@@ -186,6 +189,9 @@ pub enum ConfigError {
     /// The key file could not be used.
     #[error("api key file {path}: {reason}")]
     KeyFile { path: PathBuf, reason: String },
+    /// The client certificate, its key or the CA file could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::api::TlsFileError),
     /// The staff PIN (its file, or `EKYC_STAFF_PIN`) could not be used. Never contains the PIN.
     #[error("staff pin {origin}: {reason}")]
     StaffPin { origin: String, reason: String },
@@ -294,9 +300,23 @@ pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Lo
         (None, Some(path)) => (Some(read_key_file(path)?), KeySource::File(path.clone())),
         (None, None) => (None, KeySource::None),
     };
-    if api_key.is_none() && config.api.base_url.is_some() {
+    // systemd's `LoadCredential[Encrypted]=` may hold the kiosk's private key.
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let tls = crate::api::TlsFiles::from_config(&config.api, credentials.as_deref())?;
+    // Read and checked now, so that a bad file stops the start with a message naming it.
+    tls.load()?;
+    if api_key.is_none() && !tls.has_client_cert() && config.api.base_url.is_some() {
         return Err(ConfigError::Invalid(
-            "api.base_url is set but no API key is configured: set api.key_file or EKYC_API_KEY".into(),
+            "api.base_url is set but no credential is configured: set api.client_cert_file and api.client_key_file \
+             (a kiosk behind the bank's gateway), or the API key (api.key_file or EKYC_API_KEY)"
+                .into(),
+        ));
+    }
+    if tls.has_client_cert() && config.api.base_url.is_none() {
+        return Err(ConfigError::Invalid(
+            "api.base_url: a client certificate is configured (api.client_cert_file) but api.base_url is not set; \
+             set it to the bank's gateway"
+                .into(),
         ));
     }
     if api_key.is_some() && config.api.base_url.is_none() {
@@ -336,7 +356,7 @@ pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Lo
         (None, None) => None,
     };
 
-    Ok(Loaded { config, api_key, key_source, staff_pin, sources, file: file.map(Path::to_owned), mode })
+    Ok(Loaded { config, api_key, key_source, tls, staff_pin, sources, file: file.map(Path::to_owned), mode })
 }
 
 impl Config {
@@ -373,6 +393,13 @@ impl Loaded {
             KeySource::None => "none".to_string(),
         };
         out.push_str(&format!("# api key: {key}\n"));
+        if let (Some(cert), Some(key)) = (&self.tls.client_cert, &self.tls.client_key) {
+            out.push_str(&format!(
+                "# client certificate: {} with its key in {} (the gateway holds the API key)\n",
+                cert.display(),
+                key.display()
+            ));
+        }
         let pin = if self.staff_pin.is_some() { "set (redacted)" } else { "none (the kiosk has no operator screen)" };
         out.push_str(&format!("# staff pin: {pin}\n"));
         match (&self.config.api.base_url, self.mode.is_demo()) {
@@ -554,6 +581,9 @@ pub fn known_keys() -> Vec<String> {
 pub const OPTIONAL_KEYS: &[&str] = &[
     "api.base_url",
     "api.key_file",
+    "api.client_cert_file",
+    "api.client_key_file",
+    "api.ca_file",
     "face_match.min_score",
     "kiosk.staff_pin_file",
     "demo.enabled",
@@ -699,7 +729,7 @@ mod tests {
     #[test]
     fn base_url_without_a_key_is_refused() {
         let e = load_with_env(None, &env(&[("EKYC_API_BASE_URL", "https://kyc.example.com")])).unwrap_err();
-        assert!(e.to_string().contains("no API key"), "{e}");
+        assert!(e.to_string().contains("no credential"), "{e}");
     }
 
     #[cfg(unix)]

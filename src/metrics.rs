@@ -416,6 +416,7 @@ mod tests {
             failures,
             api_key_rejected: true,
             tls_failed: false,
+            certificate_refused: false,
             quarantine: None,
             expired_unacknowledged: 0,
         }

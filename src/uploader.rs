@@ -149,6 +149,9 @@ pub enum Decision {
     /// The TLS handshake with the API failed (untrusted, expired or wrong-host certificate): pause everything with
     /// an operator alert; retrying each row alone would only hide it.
     PauseForTls,
+    /// The bank's gateway refused this kiosk's certificate: pause everything with an operator alert until it is
+    /// fixed (the client loads a renewed certificate by itself); nothing is marked for the customer.
+    PauseForCertificate,
     /// A 409 after an ambiguous attempt: check whether our earlier send created the request.
     CheckExisting,
     /// A 413: re-encode the step's images smaller and send again.
@@ -194,6 +197,7 @@ pub fn decide(a: Attempt, f: &SendFailure, backoff: &Backoff, jitter: f64) -> De
     match code {
         ErrorCode::InvalidApiKey => return Decision::PauseForKey,
         ErrorCode::TlsFailure => return Decision::PauseForTls,
+        ErrorCode::CertificateRefused => return Decision::PauseForCertificate,
         // The server's limit is lower than ours: re-encode smaller, once; after that a person must look.
         ErrorCode::PayloadTooLarge if !a.reencoded && matches!(step, StepKind::Document | StepKind::Face) => {
             return Decision::Reencode;
@@ -257,6 +261,9 @@ impl Uploader {
         let current = Arc::new(Mutex::new(None));
         let (ended_tx, ended) = mpsc::channel::<()>();
         let handle = queue.clone();
+        // An alert left by an earlier run (the certificate was refused, then the kiosk restarted with a new one) is
+        // cleared by the first call that gets through.
+        let cert_refused = queue.status().is_ok_and(|s| s.certificate_refused);
         let worker = Worker {
             budget: RetryBudget::new(cfg.retry_burst, cfg.retry_refill, Instant::now()),
             backoff: cfg.backoff(),
@@ -268,6 +275,7 @@ impl Uploader {
             rng: fastrand::Rng::new(),
             key_rejected: false,
             tls_failed: false,
+            cert_refused,
             current: current.clone(),
             unread: Arc::new(AtomicUsize::new(0)),
         };
@@ -358,6 +366,7 @@ struct Worker {
     rng: fastrand::Rng,
     key_rejected: bool,
     tls_failed: bool,
+    cert_refused: bool,
     /// The step being sent (see [`Uploader::shutdown`]).
     current: Arc<Mutex<Option<InFlight>>>,
     /// Image sources of the current step not yet read to their end.
@@ -487,6 +496,24 @@ impl Worker {
                         self.sleep(self.probe, false);
                         return;
                     }
+                    Decision::PauseForCertificate => {
+                        log::error!(
+                            "the gateway refused this kiosk's certificate ({}): sending is paused; fix \
+                             api.client_cert_file and api.client_key_file or enrol the kiosk again (retrying every {:?})",
+                            f.message,
+                            self.probe
+                        );
+                        if !self.cert_refused {
+                            self.cert_refused = true;
+                            if let Err(e) = self.queue.set_certificate_refused(true) {
+                                log::error!("cannot record the certificate alert: {e}");
+                            }
+                        }
+                        let pause = Outcome::Pause { code: f.code, http_status: f.http_status, delay: self.probe };
+                        self.complete(&lease, pause);
+                        self.sleep(self.probe, false);
+                        return;
+                    }
                     Decision::CheckExisting => self.check_existing(&lease, &f),
                     Decision::Reencode => self.reencode(&lease, &f),
                 }
@@ -500,6 +527,13 @@ impl Worker {
             log::info!("tls with the API works again: sending resumed");
             if let Err(e) = self.queue.set_tls_failed(false) {
                 log::error!("cannot clear the tls alert: {e}");
+            }
+        }
+        if self.cert_refused && !handshake_unknown {
+            self.cert_refused = false;
+            log::info!("the gateway accepts this kiosk's certificate again: sending resumed");
+            if let Err(e) = self.queue.set_certificate_refused(false) {
+                log::error!("cannot clear the certificate alert: {e}");
             }
         }
         if self.key_rejected && !matches!(outcome, Outcome::Retry { .. }) {
@@ -548,6 +582,15 @@ impl Worker {
                 Outcome::NeedsUser { code: f.code, http_status: f.http_status }
             }
             Ok(None) => Outcome::NeedsUser { code: f.code, http_status: f.http_status },
+            // Behind the bank's gateway the kiosk may not read the request list: the back office must look.
+            Err(g) if g.code == ErrorCode::KioskNotAllowed => {
+                log::warn!(
+                    "{}: a request with these contact details exists and this kiosk may not look it up (the gateway \
+                     refuses the list); check in the back office whether it is this application's",
+                    lease.reference
+                );
+                Outcome::Failed { code: g.code, http_status: g.http_status }
+            }
             Err(g) => Outcome::Retry {
                 code: g.code,
                 http_status: g.http_status,
@@ -754,6 +797,15 @@ mod tests {
             (Request, 3, 0, failure(InvalidApiKey, Fatal, Some(401), false), Decision::PauseForKey),
             // An untrusted certificate is not "no network": everything pauses with an operator alert.
             (Document, 1, 0, failure(TlsFailure, Transient, None, false), Decision::PauseForTls),
+            (Document, 1, 0, failure(CertificateRefused, Transient, Some(400), false), Decision::PauseForCertificate),
+            (Request, 2, 0, failure(CertificateRefused, Transient, None, false), Decision::PauseForCertificate),
+            (
+                Request,
+                1,
+                0,
+                failure(KioskNotAllowed, Fatal, Some(403), false),
+                Decision::Record(Outcome::Failed { code: KioskNotAllowed, http_status: Some(403) }),
+            ),
             (
                 Document,
                 1,

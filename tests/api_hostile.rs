@@ -238,6 +238,7 @@ fn call(api: &ApiClient, endpoint: Endpoint) -> Result<(), ApiError> {
         Endpoint::List => api.list_requests(false).map(drop),
         Endpoint::Show => api.get_request("r1").map(drop),
         Endpoint::Delete => api.delete_request("r1"),
+        Endpoint::Health => api.check_connection().map(drop),
     }
 }
 

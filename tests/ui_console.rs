@@ -389,7 +389,7 @@ fn requests_are_accepted_and_deleted_on_the_api_and_the_connection_is_tested() {
     assert!(
         wait_until(&view, &mb, 20, |w| labels(w)
             .iter()
-            .any(|l| l.starts_with("Connected in ") && l.contains("(0 requests pending)"))),
+            .any(|l| l.starts_with("Connected in ") && l.contains("accepted this kiosk"))),
         "{:?}",
         labels(w)
     );

@@ -14,11 +14,13 @@ use super::body::{ImageBody, JsonBody, JsonBodyBuilder, MAX_BASE64_LEN};
 use super::config::{ApiConfig, FaceMatchConfig, is_loopback};
 use super::endpoint::{Endpoint, Method};
 use super::error::{self, ApiError};
+use super::tls::{FileStamp, TlsFiles, TlsMaterial};
 use super::wire::{self, DocumentResult, DocumentUpload, FaceResult, KycRequest, LivenessResult, NewRequest};
 use crate::contact::{Email, Phone};
 use crate::secret::ApiKey;
 use std::fmt;
 use std::io::{self, Read};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 use ureq::typestate::WithBody;
 use ureq::{RequestBuilder, SendBody};
@@ -35,14 +37,21 @@ const EXCERPT_IN_ERROR: usize = 100;
 const EXCERPT_IN_LOG: usize = 200;
 /// Longest request id accepted for E5, E7 and E9.
 const MAX_ID_LEN: usize = 256;
+/// The id the connection check asks E7 for when talking to the vendor directly: no request can have it, so the
+/// answer carries no customer's data.
+const PROBE_ID: &str = "ekyc-kiosk-connection-check-no-such-request";
 
 /// The Lapis API client. Cheap to share: wrap it in an `Arc` to use it from several threads.
 pub struct ApiClient {
-    agent: ureq::Agent,
+    /// The agent, rebuilt when the TLS files change (a renewed kiosk certificate), with the files' stamps.
+    agent: Mutex<(ureq::Agent, Vec<FileStamp>)>,
     base_url: Url,
     /// `base_url` without its trailing slash; paths (which start with `/`) are appended to it.
     base: String,
-    key: ApiKey,
+    /// The vendor key; `None` behind the bank's gateway, which adds it (the kiosk proves itself with its certificate).
+    key: Option<ApiKey>,
+    /// The kiosk's certificate and the gateway's CA, when configured.
+    tls: TlsFiles,
     cfg: ApiConfig,
     min_score: Option<f64>,
 }
@@ -68,12 +77,25 @@ enum ReadFail {
 }
 
 impl ApiClient {
-    /// Builds the client; refuses http to a non-loopback host (configuration error).
+    /// Builds the client with the vendor's API key; refuses http to a non-loopback host (configuration error).
     pub fn new(
         cfg: &ApiConfig,
         face_match: &FaceMatchConfig,
         base_url: Url,
         key: ApiKey,
+    ) -> Result<ApiClient, ApiError> {
+        ApiClient::with_credentials(cfg, face_match, base_url, Some(key), TlsFiles::default())
+    }
+
+    /// Builds the client with whatever credentials this kiosk has: the vendor's key (`x-api-key`), and/or TLS files
+    /// (a client certificate for the bank's gateway, a private CA). At least one of the key and a client
+    /// certificate is required.
+    pub fn with_credentials(
+        cfg: &ApiConfig,
+        face_match: &FaceMatchConfig,
+        base_url: Url,
+        key: Option<ApiKey>,
+        tls: TlsFiles,
     ) -> Result<ApiClient, ApiError> {
         let config_err = |reason: String| ApiError::Config { reason };
         // First, so that no message below can quote a password.
@@ -85,7 +107,10 @@ impl ApiClient {
         let loopback = is_loopback(&base_url);
         match base_url.scheme() {
             "https" => {}
-            "http" if loopback => {}
+            "http" if loopback && !tls.has_client_cert() => {}
+            "http" if loopback => {
+                return Err(config_err("api.base_url: a client certificate needs an https base url".into()));
+            }
             "http" => {
                 return Err(config_err(format!(
                     "api.base_url: `{}` uses http to a host that is not loopback; https is required",
@@ -100,37 +125,89 @@ impl ApiClient {
         if base_url.query().is_some() || base_url.fragment().is_some() {
             return Err(config_err("api.base_url: must not carry a query or fragment".into()));
         }
-        if key.is_empty() {
-            return Err(config_err("the api key is empty".into()));
+        match &key {
+            Some(key) if key.is_empty() => return Err(config_err("the api key is empty".into())),
+            // The key goes in a header: visible ASCII only. Never quoted in the error.
+            Some(key) if !key.expose().bytes().all(|b| b.is_ascii_graphic()) => {
+                return Err(config_err("the api key holds characters that cannot go in an http header".into()));
+            }
+            Some(_) => {}
+            None if tls.has_client_cert() => {}
+            None => {
+                return Err(config_err(
+                    "no credential: set the API key, or a client certificate for the bank's gateway".into(),
+                ));
+            }
         }
-        // The key goes in a header: visible ASCII only. Never quoted in the error.
-        if !key.expose().bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(config_err("the api key holds characters that cannot go in an http header".into()));
-        }
-
-        let mut builder = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            // Never follow a redirect: the answer itself comes back, and is refused below.
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .https_only(!loopback)
-            .timeout_resolve(Some(cfg.connect_timeout))
-            .timeout_connect(Some(cfg.connect_timeout))
-            .timeout_recv_response(Some(cfg.response_timeout))
-            .user_agent(concat!("ekyc-kiosk/", env!("CARGO_PKG_VERSION")))
-            .accept("application/json")
-            // No compression is built in; ask for none.
-            .accept_encoding("")
-            // Drop idle connections before a typical server's keep-alive timeout (Node's is 5 s), so a reused
-            // connection is not closed under a request that then looks ambiguous.
-            .max_idle_age(Duration::from_secs(4));
-        if loopback {
-            // The sandbox and tests: never through a proxy from the environment.
-            builder = builder.proxy(None);
-        }
-        let agent: ureq::Agent = builder.build().into();
+        let stamps = tls.stamps();
+        let material = if tls.is_empty() { None } else { Some(tls.load().map_err(|e| config_err(e.to_string()))?) };
+        let agent = build_agent(cfg, loopback, material.as_ref());
         let base = base_url.as_str().trim_end_matches('/').to_string();
-        Ok(ApiClient { agent, base_url, base, key, cfg: cfg.clone(), min_score: face_match.min_score })
+        Ok(ApiClient {
+            agent: Mutex::new((agent, stamps)),
+            base_url,
+            base,
+            key,
+            tls,
+            cfg: cfg.clone(),
+            min_score: face_match.min_score,
+        })
+    }
+
+    /// Whether this client presents a client certificate (it talks to the bank's gateway).
+    pub fn has_client_cert(&self) -> bool {
+        self.tls.has_client_cert()
+    }
+
+    /// Whether this client holds an operator credential (the vendor's key): without one, listing, accepting and
+    /// deleting requests is the back office's job, and the gateway refuses them.
+    pub fn manages_requests(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Checks that the API answers and accepts this kiosk, reading no customer's data: behind a gateway (a client
+    /// certificate), its health route, which the gateway answers itself once it has accepted the certificate;
+    /// talking to the vendor directly, E7 for an id no request can have (an answer of "not found" shows the key was
+    /// accepted). Returns how long the answer took.
+    pub fn check_connection(&self) -> Result<Duration, ApiError> {
+        let started = Instant::now();
+        if self.has_client_cert() {
+            let endpoint = Endpoint::Health;
+            return self.perform(endpoint, &self.cfg.paths.health, None, |_| Ok(started.elapsed()));
+        }
+        match self.get_request(PROBE_ID) {
+            // The answer is dropped unread: a stray request in it is nobody's business here.
+            Ok(_) | Err(ApiError::RequestNotFound { .. }) => Ok(started.elapsed()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The agent to use now: rebuilt first when a TLS file was replaced (a renewed certificate goes into use
+    /// without a restart). A replacement that cannot be loaded is logged and the agent in use is kept.
+    fn agent(&self) -> ureq::Agent {
+        let mut held = match self.agent.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !self.tls.is_empty() {
+            let now = self.tls.stamps();
+            if now != held.1 {
+                match self.tls.load() {
+                    Ok(material) => {
+                        log::info!("api: the TLS files changed; the new certificate is used from now on");
+                        held.0 = build_agent(&self.cfg, is_loopback(&self.base_url), Some(&material));
+                    }
+                    Err(e) => log::warn!("api: the TLS files changed but cannot be used ({e}); keeping the old ones"),
+                }
+                held.1 = now;
+            }
+        }
+        held.0.clone()
+    }
+
+    /// The key's text for scrubbing excerpts (empty without a key).
+    fn key_text(&self) -> &str {
+        self.key.as_ref().map_or("", ApiKey::expose)
     }
 
     /// The base URL calls go to.
@@ -310,11 +387,12 @@ impl ApiClient {
     /// Sends the request and reads the answer: a 2xx with its body, or the typed error.
     fn exchange(&self, endpoint: Endpoint, url: &str, mut body: Option<JsonBody<'_>>) -> Result<Answer, ApiError> {
         let overall = if endpoint.is_upload() { self.cfg.upload_timeout } else { self.cfg.request_timeout };
+        let agent = self.agent();
         let sent = match (endpoint.method(), body.as_mut()) {
-            (Method::Get, _) => self.headers(self.agent.get(url), overall).call(),
-            (Method::Post, Some(b)) => self.send(self.agent.post(url), overall, b),
-            (Method::Put, Some(b)) => self.send(self.agent.put(url), overall, b),
-            (Method::Delete, Some(b)) => self.send(self.agent.delete(url).force_send_body(), overall, b),
+            (Method::Get, _) => self.headers(agent.get(url), overall).call(),
+            (Method::Post, Some(b)) => self.send(agent.post(url), overall, b),
+            (Method::Put, Some(b)) => self.send(agent.put(url), overall, b),
+            (Method::Delete, Some(b)) => self.send(agent.delete(url).force_send_body(), overall, b),
             // Every endpoint with an effect builds its body; reaching this is a defect in this module.
             (_, None) => {
                 return Err(ApiError::Config { reason: format!("{endpoint} was called without a request body") });
@@ -330,7 +408,7 @@ impl ApiClient {
             let location = response
                 .headers()
                 .get("location")
-                .map(|v| error::excerpt(v.as_bytes(), self.key.expose(), EXCERPT_IN_ERROR))
+                .map(|v| error::excerpt(v.as_bytes(), self.key_text(), EXCERPT_IN_ERROR))
                 .unwrap_or_default();
             let detail = format!(
                 "a redirect to \"{location}\", which is never followed (a redirect could carry the api key \
@@ -355,15 +433,18 @@ impl ApiClient {
             Ok(bytes) if success => Ok(Answer { status, body: bytes }),
             Ok(bytes) => {
                 let message = wire::error_message(&bytes);
+                if let Some(refusal) = error::gateway_refusal(endpoint, status, &bytes, message.as_deref()) {
+                    return Err(refusal);
+                }
                 if error::is_documented(endpoint, status, message.as_deref()) {
                     return Err(error::from_answer(endpoint, status, message.as_deref(), None, None));
                 }
                 // An undocumented error answer: keep a short, scrubbed excerpt of it for the operator.
                 let shown = message.as_deref().map(str::as_bytes).unwrap_or(&bytes);
-                let short = error::excerpt(shown, self.key.expose(), EXCERPT_IN_ERROR);
+                let short = error::excerpt(shown, self.key_text(), EXCERPT_IN_ERROR);
                 log::debug!(
                     "api {endpoint}: undocumented answer {status}: {}",
-                    error::excerpt(&bytes, self.key.expose(), EXCERPT_IN_LOG)
+                    error::excerpt(&bytes, self.key_text(), EXCERPT_IN_LOG)
                 );
                 Err(error::from_answer(endpoint, status, message.as_deref(), None, Some(&short)))
             }
@@ -389,12 +470,17 @@ impl ApiClient {
 
     /// The headers every call carries, and the call's overall deadline.
     fn headers<B>(&self, rb: RequestBuilder<B>, overall: Duration) -> RequestBuilder<B> {
-        rb.config()
+        let rb = rb
+            .config()
             .timeout_global(Some(overall))
             .build()
             .header("Content-Type", "application/json")
-            .header("Accept", "application/json")
-            .header("x-api-key", self.key.expose())
+            .header("Accept", "application/json");
+        match &self.key {
+            Some(key) => rb.header("x-api-key", key.expose()),
+            // Behind the gateway: it adds the key; the kiosk has none.
+            None => rb,
+        }
     }
 
     fn send(
@@ -406,6 +492,60 @@ impl ApiClient {
         let len = body.len();
         self.headers(rb, overall).header("Content-Length", len.to_string()).send(SendBody::from_reader(body))
     }
+}
+
+/// The agent: deadlines, no redirects, no proxy on loopback, and the TLS material when configured.
+fn build_agent(cfg: &ApiConfig, loopback: bool, tls: Option<&TlsMaterial>) -> ureq::Agent {
+    let mut builder = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        // Never follow a redirect: the answer itself comes back, and is refused below.
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .https_only(!loopback)
+        .timeout_resolve(Some(cfg.connect_timeout))
+        .timeout_connect(Some(cfg.connect_timeout))
+        .timeout_recv_response(Some(cfg.response_timeout))
+        .user_agent(concat!("ekyc-kiosk/", env!("CARGO_PKG_VERSION")))
+        .accept("application/json")
+        // No compression is built in; ask for none.
+        .accept_encoding("")
+        // Drop idle connections before a typical server's keep-alive timeout (Node's is 5 s), so a reused
+        // connection is not closed under a request that then looks ambiguous.
+        .max_idle_age(Duration::from_secs(4));
+    if loopback {
+        // The sandbox and tests: never through a proxy from the environment.
+        builder = builder.proxy(None);
+    }
+    if let Some(m) = tls {
+        let mut t = ureq::tls::TlsConfig::builder().client_cert(m.client.clone());
+        if let Some(roots) = &m.roots {
+            t = t.root_certs(ureq::tls::RootCerts::Specific(roots.clone()));
+        }
+        builder = builder.tls_config(t.build());
+    }
+    builder.build().into()
+}
+
+/// Whether a TLS error is the server refusing our certificate (a fatal alert about it), rather than us refusing
+/// the server's.
+fn refuses_our_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
+    use rustls::AlertDescription as A;
+    let rustls_err = e
+        .downcast_ref::<rustls::Error>()
+        .or_else(|| e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref()));
+    matches!(
+        rustls_err,
+        Some(rustls::Error::AlertReceived(
+            A::BadCertificate
+                | A::UnsupportedCertificate
+                | A::CertificateRevoked
+                | A::CertificateExpired
+                | A::CertificateUnknown
+                | A::UnknownCA
+                | A::AccessDenied
+                | A::CertificateRequired
+        ))
+    )
 }
 
 /// Maps a transport failure. `answered`: the status line had arrived (the failure came while reading the body).
@@ -438,7 +578,13 @@ fn transport_error(endpoint: Endpoint, e: ureq::Error, body: Option<&JsonBody<'_
         // on the socket, before any answer.
         ureq::Error::Io(io) if io.kind() == io::ErrorKind::InvalidData && !answered => {
             let reason = io.get_ref().map(|e| e.to_string()).unwrap_or_else(|| io.to_string());
-            ApiError::Tls { endpoint, reason: error::excerpt(reason.as_bytes(), "", 200) }
+            let reason = error::excerpt(reason.as_bytes(), "", 200);
+            match io.get_ref() {
+                Some(inner) if refuses_our_certificate(inner) => {
+                    ApiError::CertificateRefused { endpoint, status: None, reason }
+                }
+                _ => ApiError::Tls { endpoint, reason },
+            }
         }
         ureq::Error::Io(io) => match io.kind() {
             io::ErrorKind::ConnectionRefused => unreachable("connection refused"),
@@ -456,7 +602,14 @@ fn transport_error(endpoint: Endpoint, e: ureq::Error, body: Option<&JsonBody<'_
         ureq::Error::HostNotFound => unreachable("host not found"),
         ureq::Error::ConnectionFailed => unreachable("connection failed"),
         ureq::Error::ConnectProxyFailed(_) => unreachable("the proxy refused the connection"),
-        ureq::Error::Rustls(e) => ApiError::Tls { endpoint, reason: error::excerpt(e.to_string().as_bytes(), "", 200) },
+        ureq::Error::Rustls(e) => {
+            let reason = error::excerpt(e.to_string().as_bytes(), "", 200);
+            if refuses_our_certificate(&e) {
+                ApiError::CertificateRefused { endpoint, status: None, reason }
+            } else {
+                ApiError::Tls { endpoint, reason }
+            }
+        }
         ureq::Error::Tls(m) => ApiError::Tls { endpoint, reason: m.to_string() },
         ureq::Error::Pem(_) => ApiError::Tls { endpoint, reason: "unreadable certificate data".into() },
         ureq::Error::TlsRequired => ApiError::Tls { endpoint, reason: "the server requires tls".into() },

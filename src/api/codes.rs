@@ -60,6 +60,12 @@ pub enum ErrorCode {
     /// The TLS handshake with the API failed (unknown CA, expired certificate, wrong host): sending pauses with an
     /// operator alert.
     TlsFailure,
+    /// The bank's gateway refused this kiosk's certificate (none sent, another CA's, revoked or expired): sending
+    /// pauses with an operator alert until the certificate is fixed; nothing is marked for the customer.
+    CertificateRefused,
+    /// The bank's gateway answered 403: this kiosk's certificate may not make that call (listing, showing,
+    /// accepting or deleting requests is the back office's job).
+    KioskNotAllowed,
 }
 
 /// What fixes an error, from the customer's side of the screen.
@@ -113,7 +119,7 @@ pub struct Prompt {
 
 impl ErrorCode {
     /// Every code, in table order.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::InvalidApiKey,
         ErrorCode::DocumentImageInvalid,
         ErrorCode::DocumentBase64Invalid,
@@ -138,6 +144,8 @@ impl ErrorCode {
         ErrorCode::UnexpectedResponse,
         ErrorCode::StoredImageUnreadable,
         ErrorCode::TlsFailure,
+        ErrorCode::CertificateRefused,
+        ErrorCode::KioskNotAllowed,
     ];
 
     /// The stable snake_case string.
@@ -281,6 +289,16 @@ impl ErrorCode {
                 "Your application is saved on this kiosk and will be sent as soon as the connection is back.",
                 Wait, Transient,
                 "The TLS handshake with the API failed: its certificate is from a CA this kiosk does not trust, has expired (check the system clock), or is for another host (check api.base_url), or a proxy intercepts TLS. Retrying alone will not fix it: sending pauses with an operator alert and is tried again every uploader.key_probe_interval; queued applications are kept."),
+            ErrorCode::CertificateRefused => ("certificate_refused",
+                "No connection right now",
+                "Your application is saved on this kiosk and will be sent as soon as the connection is back.",
+                Wait, Transient,
+                "The bank's gateway refused this kiosk's certificate: none was sent (check api.client_cert_file and api.client_key_file), it is not issued by the kiosk CA, or it is revoked or expired (enrol the kiosk again). Sending pauses with an operator alert and is tried again every uploader.key_probe_interval; a renewed certificate file is picked up without a restart and queued applications are kept."),
+            ErrorCode::KioskNotAllowed => ("kiosk_not_allowed",
+                "Something went wrong on our side",
+                "Please ask a member of staff for help.",
+                AskStaff, Fatal,
+                "The bank's gateway answered 403: a kiosk's certificate may only send applications (document, face, liveness and create request). Requests are listed, accepted and deleted from the back office with an operator credential. After an unanswered create request and a 409 the kiosk cannot look the request up itself: the application is marked failed; check in the back office whether its request exists."),
         }
     }
 }
@@ -368,6 +386,8 @@ mod tests {
             "unexpected_response",
             "stored_image_unreadable",
             "tls_failure",
+            "certificate_refused",
+            "kiosk_not_allowed",
         ];
         let got: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(got, expected);

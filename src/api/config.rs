@@ -14,8 +14,18 @@ pub struct ApiConfig {
     /// Base URL, e.g. `https://kyc-be.rubilink.app`. Unset: the built-in sandbox is started on a loopback port.
     /// `https` is required except for loopback hosts.
     pub base_url: Option<Url>,
-    /// File holding the API key (mode 0600 or stricter). `EKYC_API_KEY` takes precedence.
+    /// File holding the API key (mode 0600 or stricter). `EKYC_API_KEY` takes precedence. Not needed (and best
+    /// left unset) when the kiosk talks to the bank's gateway with its own certificate (`client_cert_file`): the
+    /// gateway holds the key.
     pub key_file: Option<PathBuf>,
+    /// PEM certificate (and chain) this kiosk presents to the gateway. Set together with `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file` (mode 0600 or stricter). Unset with a certificate configured: the
+    /// systemd credential `ekyc-client-key` (`$CREDENTIALS_DIRECTORY/ekyc-client-key`).
+    pub client_key_file: Option<PathBuf>,
+    /// PEM file of the only CA(s) trusted for the API's (the gateway's) server certificate. Unset: the public web
+    /// roots.
+    pub ca_file: Option<PathBuf>,
     /// Deadline for the TCP (and TLS) connection.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -72,6 +82,9 @@ pub struct ApiPaths {
     pub show: String,
     /// E9, delete a request.
     pub delete: String,
+    /// The gateway's health route, answered by the gateway itself (never the vendor): the connection check of a
+    /// kiosk with a client certificate.
+    pub health: String,
 }
 
 /// `[api.fields]`: JSON field names for the base64 uploads.
@@ -103,6 +116,9 @@ impl Default for ApiConfig {
         ApiConfig {
             base_url: None,
             key_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            ca_file: None,
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(90),
             upload_timeout: Duration::from_secs(120),
@@ -128,6 +144,7 @@ impl Default for ApiPaths {
             list: "/api/requests".into(),
             show: "/api/requests/{id}".into(),
             delete: "/api/delete-request".into(),
+            health: "/healthz".into(),
         }
     }
 }
@@ -201,10 +218,14 @@ impl ApiConfig {
             ("api.paths.list", &p.list),
             ("api.paths.show", &p.show),
             ("api.paths.delete", &p.delete),
+            ("api.paths.health", &p.health),
         ] {
             if !path.starts_with('/') || path.contains(['?', '#', ' ']) {
                 return Err(format!("{key}: `{path}` must start with / and hold no query, fragment or space"));
             }
+        }
+        if self.client_key_file.is_some() && self.client_cert_file.is_none() {
+            return Err("api.client_key_file: is set but api.client_cert_file is not; set both".into());
         }
         if !p.show.contains("{id}") {
             return Err("api.paths.show: must contain {id}".into());

@@ -24,6 +24,9 @@ pub enum Endpoint {
     Show,
     /// E9, `DELETE` one request.
     Delete,
+    /// `GET` the bank gateway's health route (answered by the gateway itself): the connection check of a kiosk with
+    /// a client certificate. Not a vendor endpoint.
+    Health,
 }
 
 /// HTTP method of an endpoint.
@@ -36,7 +39,7 @@ pub(crate) enum Method {
 }
 
 impl Endpoint {
-    /// Every endpoint, in contract order.
+    /// Every vendor endpoint, in contract order ([`Endpoint::Health`] is the bank gateway's, not the vendor's).
     pub const ALL: [Endpoint; 8] = [
         Endpoint::Document,
         Endpoint::Face,
@@ -60,6 +63,7 @@ impl Endpoint {
             Endpoint::List => "list",
             Endpoint::Show => "show",
             Endpoint::Delete => "delete",
+            Endpoint::Health => "health",
         }
     }
 
@@ -72,6 +76,7 @@ impl Endpoint {
             Endpoint::CreateRequest | Endpoint::Accept | Endpoint::List | Endpoint::Show | Endpoint::Delete => {
                 "request"
             }
+            Endpoint::Health => "connection",
         }
     }
 
@@ -86,6 +91,7 @@ impl Endpoint {
             Endpoint::List => "E6",
             Endpoint::Show => "E7",
             Endpoint::Delete => "E9",
+            Endpoint::Health => "gateway health",
         }
     }
 
@@ -93,7 +99,7 @@ impl Endpoint {
         match self {
             Endpoint::Document | Endpoint::Face | Endpoint::Liveness | Endpoint::CreateRequest => Method::Post,
             Endpoint::Accept => Method::Put,
-            Endpoint::List | Endpoint::Show => Method::Get,
+            Endpoint::List | Endpoint::Show | Endpoint::Health => Method::Get,
             Endpoint::Delete => Method::Delete,
         }
     }
@@ -141,5 +147,7 @@ mod tests {
         }
         assert!(!Endpoint::List.has_effect() && !Endpoint::Show.has_effect());
         assert!(Endpoint::Delete.has_effect() && Endpoint::Accept.has_effect());
+        let h = Endpoint::Health;
+        assert_eq!((h.as_str(), h.step(), h.is_upload(), h.has_effect()), ("health", "connection", false, false));
     }
 }

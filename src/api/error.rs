@@ -127,6 +127,25 @@ pub enum ApiError {
         /// What the TLS layer said, in our words.
         reason: String,
     },
+    /// The bank's gateway refused this kiosk's certificate: none was sent, it is not from the kiosk CA, or it is
+    /// revoked or expired (nginx's 400 "No required SSL certificate was sent" / "The SSL certificate error" pages, or
+    /// a TLS alert such as `certificate_revoked`). Nothing reached the vendor. Sending pauses until it is fixed.
+    #[error("{endpoint}: the gateway refused this kiosk's certificate: {reason}")]
+    CertificateRefused {
+        /// Where it happened.
+        endpoint: Endpoint,
+        /// The answer's status (400), or `None` for a TLS alert.
+        status: Option<u16>,
+        /// What the gateway or the TLS layer said, in our words.
+        reason: String,
+    },
+    /// The bank's gateway answered 403 with its JSON refusal: this kiosk's certificate may not make this call (an
+    /// operator call: list, show, accept, delete).
+    #[error("{endpoint}: this kiosk is not allowed to do that (the gateway refused the call)")]
+    KioskNotAllowed {
+        /// Where it happened.
+        endpoint: Endpoint,
+    },
     /// A 5xx, 408 or 429 answer, or a gateway's error page: the service is having trouble.
     #[error("{endpoint}: the server is having trouble (http {status})")]
     ServerError {
@@ -212,6 +231,8 @@ impl ApiError {
             E::ImageUnreadable { .. } => ErrorCode::StoredImageUnreadable,
             E::NetworkUnreachable { .. } => ErrorCode::NetworkUnreachable,
             E::Tls { .. } => ErrorCode::TlsFailure,
+            E::CertificateRefused { .. } => ErrorCode::CertificateRefused,
+            E::KioskNotAllowed { .. } => ErrorCode::KioskNotAllowed,
             E::ServerError { .. } => ErrorCode::ServerError,
             E::Timeout { .. } => ErrorCode::Timeout,
             E::UnexpectedResponse { .. } | E::Config { .. } => ErrorCode::UnexpectedResponse,
@@ -260,6 +281,8 @@ impl ApiError {
             E::PayloadTooLarge { base64_len, .. } => base64_len.is_none().then_some(413),
             E::FaceMismatch { score } => Some(if score.is_some() { 200 } else { 400 }),
             E::ContactAlreadyUsed => Some(409),
+            E::KioskNotAllowed { .. } => Some(403),
+            E::CertificateRefused { status, .. } => *status,
             E::RequestNotFound { status, .. } | E::UnexpectedResponse { status, .. } => *status,
             E::ServerError { status, .. } => Some(*status),
             E::ImageUnreadable { .. }
@@ -301,6 +324,8 @@ impl ApiError {
             | E::ImageUnreadable { endpoint, .. }
             | E::NetworkUnreachable { endpoint, .. }
             | E::Tls { endpoint, .. }
+            | E::CertificateRefused { endpoint, .. }
+            | E::KioskNotAllowed { endpoint }
             | E::ServerError { endpoint, .. }
             | E::Timeout { endpoint, .. }
             | E::UnexpectedResponse { endpoint, .. } => Some(*endpoint),
@@ -340,7 +365,9 @@ impl ApiError {
             | C::Timeout
             | C::UnexpectedResponse
             | C::StoredImageUnreadable
-            | C::TlsFailure => {
+            | C::TlsFailure
+            | C::CertificateRefused
+            | C::KioskNotAllowed => {
                 ApiError::UnexpectedResponse { endpoint, status: Some(status), detail: "an undocumented answer".into() }
             }
         }
@@ -381,6 +408,34 @@ const BY_STATUS: &[(Option<Endpoint>, u16, ErrorCode)] = &[
     (Some(Endpoint::Show), 404, ErrorCode::RequestNotFound),
     (Some(Endpoint::Delete), 404, ErrorCode::RequestNotFound),
 ];
+
+/// The `error` text of the gateway's JSON 403 for a call a kiosk certificate may not make
+/// (`assets/deploy/gateway/ekyc-gateway.conf`).
+pub const GATEWAY_FORBIDDEN: &str = "this kiosk certificate may not make this call";
+
+/// The texts of nginx's own 400 pages for a client certificate it did not accept (`ssl_verify_client on`): none was
+/// sent, or it failed verification (another CA, revoked, expired).
+const NGINX_CERT_PAGES: [&str; 2] = ["No required SSL certificate was sent", "The SSL certificate error"];
+
+/// A refusal by the bank's gateway, recognised before the vendor's routing: its certificate pages (400, HTML) and
+/// its JSON 403. `None` for anything else.
+pub(crate) fn gateway_refusal(endpoint: Endpoint, status: u16, body: &[u8], message: Option<&str>) -> Option<ApiError> {
+    if status == 403 && message.map(str::trim) == Some(GATEWAY_FORBIDDEN) {
+        return Some(ApiError::KioskNotAllowed { endpoint });
+    }
+    if status == 400 {
+        let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+        if let Some(page) = NGINX_CERT_PAGES.iter().find(|p| text.contains(*p)) {
+            let reason = if *page == NGINX_CERT_PAGES[0] {
+                "no client certificate was sent".to_string()
+            } else {
+                "the certificate failed verification (another CA, revoked or expired)".to_string()
+            };
+            return Some(ApiError::CertificateRefused { endpoint, status: Some(status), reason });
+        }
+    }
+    None
+}
 
 /// Whether a status means the service is having trouble and the same request should be retried later.
 pub(crate) fn is_server_trouble(status: u16) -> bool {
@@ -557,6 +612,31 @@ mod tests {
             let err = from_answer(e, 400, nodoc, None, None);
             assert!(matches!(err, ApiError::DocumentSessionNotFound { endpoint } if endpoint == e), "{e}");
         }
+    }
+
+    #[test]
+    fn gateway_refusals_are_typed_and_a_vendor_403_is_not() {
+        let page = |t: &str| {
+            format!(
+                "<html><head><title>400 {t}</title></head><body><center><h1>400 Bad Request</h1></center><center>{t}</center><hr><center>nginx</center></body></html>"
+            )
+        };
+        for (t, why) in [("No required SSL certificate was sent", "no client"), ("The SSL certificate error", "failed")]
+        {
+            let err = gateway_refusal(Endpoint::Document, 400, page(t).as_bytes(), None).unwrap();
+            assert_eq!((err.code(), err.class()), (ErrorCode::CertificateRefused, Transient), "{t}");
+            assert!(err.to_string().contains(why), "{err}");
+            assert_eq!(err.http_status(), Some(400));
+        }
+        let body = format!(r#"{{"error": "{GATEWAY_FORBIDDEN}"}}"#);
+        let msg = message_of(&body);
+        for e in [Endpoint::List, Endpoint::Show, Endpoint::Accept, Endpoint::Delete] {
+            let err = gateway_refusal(e, 403, body.as_bytes(), msg.as_deref()).unwrap();
+            assert_eq!((err.code(), err.class(), err.http_status()), (ErrorCode::KioskNotAllowed, Fatal, Some(403)));
+        }
+        // Another 403, or a vendor 400: not the gateway's.
+        assert!(gateway_refusal(Endpoint::List, 403, br#"{"error": "forbidden"}"#, Some("forbidden")).is_none());
+        assert!(gateway_refusal(Endpoint::Document, 400, b"{}", None).is_none());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!
 //! One file per concept: `client` (the agent, deadlines, the exchange), `body` (streamed base64 JSON bodies),
 //! `wire` (what goes over the wire, parsed defensively), `error` (the typed error, its routing and classes),
-//! `endpoint` (the endpoints), `codes` (stable codes and the prompt table), `config` (the `[api]` section).
+//! `endpoint` (the endpoints), `codes` (stable codes and the prompt table), `config` (the `[api]` section), `tls` (the kiosk's client
+//! certificate and the gateway's CA).
 
 mod body;
 mod client;
@@ -14,6 +15,7 @@ mod codes;
 mod config;
 mod endpoint;
 mod error;
+mod tls;
 mod wire;
 
 pub use body::{ImageBody, MAX_BASE64_LEN, base64_len};
@@ -21,5 +23,6 @@ pub use client::ApiClient;
 pub use codes::{ErrorClass, ErrorCode, Prompt, RetryAction, markdown_table};
 pub use config::{ApiConfig, ApiFields, ApiPaths, FaceMatchConfig, PhoneFormat, is_loopback};
 pub use endpoint::Endpoint;
-pub use error::{ApiError, MAX_RETRY_AFTER};
+pub use error::{ApiError, GATEWAY_FORBIDDEN, MAX_RETRY_AFTER};
+pub use tls::{CREDENTIAL_KEY, FileStamp, TlsFileError, TlsFiles, TlsMaterial};
 pub use wire::{DocumentResult, DocumentUpload, FaceResult, KycRequest, LivenessResult, NewRequest};

@@ -18,8 +18,9 @@ pub struct Connection {
 }
 
 /// Why a production configuration has no API to send to.
-pub(crate) const NO_API: &str = "no API is configured: set api.base_url (EKYC_API_BASE_URL) and the API key \
-     (api.key_file or EKYC_API_KEY). This configuration is not a demo (a config file or an api.* setting is \
+pub(crate) const NO_API: &str = "no API is configured: set api.base_url (EKYC_API_BASE_URL) and this kiosk's \
+     certificate for the bank's gateway (api.client_cert_file, api.client_key_file), or the API key (api.key_file or \
+     EKYC_API_KEY). This configuration is not a demo (a config file or an api.* setting is \
      present), so the built-in sandbox is not used; run with --demo (or demo.enabled = true) to try the product \
      against it.";
 
@@ -29,9 +30,10 @@ pub(crate) const NO_API: &str = "no API is configured: set api.base_url (EKYC_AP
 pub(crate) fn check_api(loaded: &Loaded) -> Result<(), String> {
     match (&loaded.config.api.base_url, &loaded.api_key) {
         (Some(_), Some(_)) => Ok(()),
-        (Some(_), None) => {
-            Err("api.base_url is set but no API key is configured (api.key_file or EKYC_API_KEY)".into())
-        }
+        (Some(_), None) if loaded.tls.has_client_cert() => Ok(()),
+        (Some(_), None) => Err("api.base_url is set but no credential is configured (api.client_cert_file or the \
+                                API key)"
+            .into()),
         (None, Some(_)) => Err("an API key is configured but api.base_url is not set: set api.base_url".into()),
         (None, None) if loaded.mode.is_demo() => Ok(()),
         (None, None) => Err(NO_API.into()),
@@ -43,15 +45,19 @@ pub(crate) fn check_api(loaded: &Loaded) -> Result<(), String> {
 pub(crate) fn client_for(loaded: &Loaded) -> Result<(ApiClient, Option<Sandbox>), String> {
     let cfg = &loaded.config;
     check_api(loaded)?;
-    let (base, key, sandbox) = match (&cfg.api.base_url, &loaded.api_key) {
-        (Some(url), Some(key)) => (url.clone(), key.clone(), None),
-        _ => {
+    let client = match &cfg.api.base_url {
+        Some(url) => {
+            let tls = loaded.tls.clone();
+            ApiClient::with_credentials(&cfg.api, &cfg.face_match, url.clone(), loaded.api_key.clone(), tls)
+        }
+        None => {
             let sb = Sandbox::start_embedded(cfg).map_err(|e| format!("cannot start the built-in sandbox: {e}"))?;
-            (sb.base_url(), sb.api_key().clone(), Some(sb))
+            let client = ApiClient::new(&cfg.api, &cfg.face_match, sb.base_url(), sb.api_key().clone())
+                .map_err(|e| e.to_string())?;
+            return Ok((client, Some(sb)));
         }
     };
-    let client = ApiClient::new(&cfg.api, &cfg.face_match, base, key).map_err(|e| e.to_string())?;
-    Ok((client, sandbox))
+    Ok((client.map_err(|e| e.to_string())?, None))
 }
 
 /// [`client_for`], printing the error for a command.

@@ -30,12 +30,18 @@ impl Sender {
     /// sandbox.
     pub(crate) fn api_client(&self, loaded: &Loaded) -> Result<(crate::api::ApiClient, bool), String> {
         let cfg = &loaded.config;
-        let (base, key) = match (&self.sandbox, &cfg.api.base_url, &loaded.api_key) {
-            (Some(sb), _, _) => (sb.base_url(), sb.api_key().clone()),
-            (None, Some(url), Some(key)) => (url.clone(), key.clone()),
-            (None, _, _) => return Err("no API is configured".into()),
-        };
-        let client = crate::api::ApiClient::new(&cfg.api, &cfg.face_match, base, key).map_err(|e| e.to_string())?;
+        let client = match (&self.sandbox, &cfg.api.base_url) {
+            (Some(sb), _) => crate::api::ApiClient::new(&cfg.api, &cfg.face_match, sb.base_url(), sb.api_key().clone()),
+            (None, Some(url)) => crate::api::ApiClient::with_credentials(
+                &cfg.api,
+                &cfg.face_match,
+                url.clone(),
+                loaded.api_key.clone(),
+                loaded.tls.clone(),
+            ),
+            (None, None) => return Err("no API is configured".into()),
+        }
+        .map_err(|e| e.to_string())?;
         Ok((client, self.sandbox.is_some()))
     }
 
@@ -173,6 +179,14 @@ fn enroll_with(loaded: &Loaded, q: &QueueHandle, new: NewEnrollment, wait: u64, 
                             out["error"] = error_json(code, step, http_status);
                             exit = Exit::Fatal;
                             break;
+                        }
+                        Event::Paused { id, step, code, http_status, .. }
+                            if id == saved.id && code.prompt().class == crate::api::ErrorClass::Transient =>
+                        {
+                            // TLS fails or the gateway refuses this kiosk's certificate: the application stays
+                            // queued and goes out by itself once that is fixed (a renewed certificate is loaded
+                            // without a restart), so keep waiting; the answer says why it is not sent yet.
+                            out["error"] = error_json(code, step, http_status);
                         }
                         Event::Paused { id, step, code, http_status, .. } if id == saved.id => {
                             // The API rejected the key: an operator must fix the configuration. The application

@@ -15,9 +15,9 @@ pub mod worker;
 
 pub use backoff::{Backoff, RetryBudget};
 pub use store::{
-    Acknowledgeable, Alert, DB_FILE, Enqueued, EnrollmentDetail, EnrollmentSummary, Event, ImageRef, ImageRole, Lease,
-    LockReason, LoggedEvent, NewEnrollment, OpenReport, Outcome, PAGE_SIZE, PurgeReason, QUARANTINE_DIR, QueueError,
-    QueueStatus, State, StepKind, StepSummary, Store, free_bytes, now_ms,
+    Acknowledgeable, Alert, CERTIFICATE_ALERT, DB_FILE, Enqueued, EnrollmentDetail, EnrollmentSummary, Event, ImageRef,
+    ImageRole, Lease, LockReason, LoggedEvent, NewEnrollment, OpenReport, Outcome, PAGE_SIZE, PurgeReason,
+    QUARANTINE_DIR, QueueError, QueueStatus, State, StepKind, StepSummary, Store, free_bytes, now_ms,
 };
 pub use worker::{ImageReader, LeaseAnswer, QueueHandle};
 

@@ -534,6 +534,10 @@ pub enum Alert {
     TlsFailed,
     /// TLS with the API works again: sending resumed.
     TlsRecovered,
+    /// The bank's gateway refuses this kiosk's certificate: sending is paused until it accepts it.
+    CertificateRefused,
+    /// The gateway accepts this kiosk's certificate again: sending resumed.
+    CertificateAccepted,
 }
 
 /// An alert that stays (across restarts) until an operator acknowledges it.
@@ -555,6 +559,10 @@ impl Acknowledgeable {
         }
     }
 }
+
+/// The alert `queue status` shows while the bank's gateway refuses this kiosk's certificate.
+pub const CERTIFICATE_ALERT: &str = "the bank's gateway refuses this kiosk's certificate (none, another CA's, revoked \
+     or expired): sending is paused; check api.client_cert_file and api.client_key_file, or enrol the kiosk again";
 
 /// Counts and alerts for `queue status` and the operator screen.
 #[derive(Debug, Clone, Serialize)]
@@ -579,6 +587,8 @@ pub struct QueueStatus {
     pub api_key_rejected: bool,
     /// TLS with the API fails: sending is paused.
     pub tls_failed: bool,
+    /// The bank's gateway refuses this kiosk's certificate: sending is paused.
+    pub certificate_refused: bool,
     /// A corrupt database was moved to quarantine, not yet acknowledged: what happened (in English, with the path
     /// and what was salvaged).
     pub quarantine: Option<String>,
@@ -1932,6 +1942,10 @@ impl Store {
                     .into(),
             );
         }
+        let certificate_refused = self.meta_count("certificate_refused")? > 0;
+        if certificate_refused {
+            alerts.push(CERTIFICATE_ALERT.into());
+        }
         let quarantine: Option<String> = self
             .conn
             .query_row("SELECT value FROM meta WHERE key = 'quarantine_alert'", [], |r| r.get(0))
@@ -1968,6 +1982,7 @@ impl Store {
             alerts,
             api_key_rejected,
             tls_failed,
+            certificate_refused,
             quarantine,
             expired_unacknowledged,
             recent_events,
@@ -2011,6 +2026,19 @@ impl Store {
         )?;
         if failed {
             self.log_event("tls_failed", "the tls handshake with the API failed: sending paused")?;
+        }
+        Ok(())
+    }
+
+    /// Records (or clears) the "certificate refused" alert so `queue status` shows it across restarts.
+    pub fn set_certificate_refused(&mut self, refused: bool) -> Result<(), QueueError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('certificate_refused', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = ?1",
+            [i64::from(refused)],
+        )?;
+        if refused {
+            self.log_event("certificate_refused", "the gateway refused this kiosk's certificate: sending paused")?;
         }
         Ok(())
     }

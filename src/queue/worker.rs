@@ -55,6 +55,7 @@ enum Command {
     ReplaceImages { step_id: i64, images: Vec<(ImageRole, UploadJpeg)>, reply: Reply<()> },
     KeyRejected(bool, Reply<()>),
     TlsFailed(bool, Reply<()>),
+    CertificateRefused(bool, Reply<()>),
     Acknowledge(Acknowledgeable, Reply<bool>),
     Sendable(Reply<u64>),
     IntegrityCheck(Reply<String>),
@@ -231,6 +232,12 @@ impl QueueHandle {
     /// Records whether TLS with the API is failing (shown by `queue status`, alerted to subscribers).
     pub fn set_tls_failed(&self, failed: bool) -> Result<(), QueueError> {
         self.call(|r| Command::TlsFailed(failed, r), CALL_TIMEOUT)
+    }
+
+    /// Records whether the bank's gateway refuses this kiosk's certificate (shown by `queue status`, alerted to
+    /// subscribers).
+    pub fn set_certificate_refused(&self, refused: bool) -> Result<(), QueueError> {
+        self.call(|r| Command::CertificateRefused(refused, r), CALL_TIMEOUT)
     }
 
     /// Enrollments still to send (pending or in flight).
@@ -449,6 +456,14 @@ fn run(mut store: Store, rx: Receiver<Command>, tick: Duration) {
                 let r = store.set_tls_failed(failed);
                 if r.is_ok() {
                     let alert = if failed { Alert::TlsFailed } else { Alert::TlsRecovered };
+                    hub.emit([Event::Alert { alert }]);
+                }
+                let _ = reply.send(r);
+            }
+            Command::CertificateRefused(refused, reply) => {
+                let r = store.set_certificate_refused(refused);
+                if r.is_ok() {
+                    let alert = if refused { Alert::CertificateRefused } else { Alert::CertificateAccepted };
                     hub.emit([Event::Alert { alert }]);
                 }
                 let _ = reply.send(r);

@@ -10,7 +10,7 @@ use super::services::{Mailbox, Report};
 use crate::api::{ApiClient, ApiError, ErrorCode, KycRequest};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Calls waiting for the worker beyond this are refused (the console says the API is busy).
 const CALLS_CAPACITY: usize = 4;
@@ -24,6 +24,9 @@ pub struct ApiTarget {
     pub url: String,
     /// True when it is the built-in sandbox (nothing reaches the real API).
     pub sandbox: bool,
+    /// This kiosk holds an operator credential (the vendor's key), so the console lists, accepts and deletes
+    /// requests. False behind the bank's gateway: requests are managed from the back office.
+    pub manages_requests: bool,
 }
 
 /// A request held by the API, as the console lists it.
@@ -159,8 +162,9 @@ pub enum ConsoleReport {
         /// Done, or why not.
         result: Result<(), ApiFailure>,
     },
-    /// The connection test's outcome: the time the API took to answer and how many requests are pending.
-    Connection(Result<(Duration, usize), ApiFailure>),
+    /// The connection test's outcome: the time the API (or the bank's gateway) took to answer. The test reads no
+    /// customer's data ([`ApiClient::check_connection`]).
+    Connection(Result<Duration, ApiFailure>),
     /// The cameras to choose from, and the id of the one the customer screens use.
     Cameras {
         /// The choices.
@@ -191,7 +195,8 @@ pub trait OperatorApi {
     fn list_requests(&mut self, accepted: bool);
     /// Accepts or deletes a request: [`ConsoleReport::RequestChanged`].
     fn change_request(&mut self, id: &str, change: RequestChange);
-    /// Reaches the API with this kiosk's key: [`ConsoleReport::Connection`].
+    /// Reaches the API with this kiosk's credential (its key, or its certificate at the gateway), reading no
+    /// customer's data: [`ConsoleReport::Connection`].
     fn test_connection(&mut self);
 }
 
@@ -223,7 +228,11 @@ impl LiveOperatorApi {
         sandbox: bool,
         mailbox: std::sync::Arc<Mailbox>,
     ) -> Result<LiveOperatorApi, std::io::Error> {
-        let target = ApiTarget { url: client.base_url().as_str().trim_end_matches('/').to_string(), sandbox };
+        let target = ApiTarget {
+            url: client.base_url().as_str().trim_end_matches('/').to_string(),
+            sandbox,
+            manages_requests: client.manages_requests(),
+        };
         let (tx, rx) = sync_channel::<Call>(CALLS_CAPACITY);
         let (done_tx, done_rx) = sync_channel::<()>(1);
         let mb = mailbox.clone();
@@ -282,12 +291,8 @@ fn answer(client: &ApiClient, call: Call) -> ConsoleReport {
             ConsoleReport::RequestChanged { id, change, result: result.map_err(|e| failed("change a request", &e)) }
         }
         Call::Test => {
-            let start = Instant::now();
-            let result = client
-                .list_requests(false)
-                .map(|list| (start.elapsed(), list.len()))
-                .map_err(|e| failed("connection test", &e));
-            if let Ok((t, _)) = &result {
+            let result = client.check_connection().map_err(|e| failed("connection test", &e));
+            if let Ok(t) = &result {
                 log::info!("operator: connection test passed in {} ms", t.as_millis());
             }
             ConsoleReport::Connection(result)
@@ -392,7 +397,7 @@ impl DemoOperatorApi {
 
 impl OperatorApi for DemoOperatorApi {
     fn target(&self) -> ApiTarget {
-        ApiTarget { url: "http://127.0.0.1:8080".into(), sandbox: true }
+        ApiTarget { url: "http://127.0.0.1:8080".into(), sandbox: true, manages_requests: true }
     }
 
     fn list_requests(&mut self, accepted: bool) {
@@ -408,10 +413,9 @@ impl OperatorApi for DemoOperatorApi {
     }
 
     fn test_connection(&mut self) {
-        let pending = self.requests.iter().filter(|r| !r.accepted).count();
         let result = match &self.fail_with {
             Some(f) => Err(f.clone()),
-            None => Ok((Duration::from_millis(12), pending)),
+            None => Ok(Duration::from_millis(12)),
         };
         self.post(ConsoleReport::Connection(result));
     }

@@ -77,6 +77,7 @@ impl<H: ConsoleHost> OperatorView<H> {
             let op = host.operator();
             op.set_api_target(target.url.as_str().into());
             op.set_sandbox(target.sandbox);
+            op.set_manages_requests(target.manages_requests);
             let k = host.kiosk();
             k.set_demo(services.borrow().is_demo());
             k.set_sandbox(target.sandbox);
@@ -299,9 +300,8 @@ impl<H: ConsoleHost> OperatorView<H> {
                 self.list_requests(op.get_requests_accepted());
             }
             ConsoleReport::Connection(result) => match result {
-                Ok((elapsed, pending)) => {
+                Ok(elapsed) => {
                     op.set_connection_ms(clamp_i32(elapsed.as_millis()));
-                    op.set_connection_requests(clamp_i32(pending));
                     op.set_connection(ConnectionTest::Ok);
                 }
                 Err(f) => {
@@ -385,6 +385,10 @@ impl<H: ConsoleHost> OperatorView<H> {
 
     fn list_requests(&self, accepted: bool) {
         let op = self.host.operator();
+        if !op.get_manages_requests() {
+            // Behind the bank's gateway the kiosk has no operator credential: the page says so, and asks nothing.
+            return;
+        }
         op.set_requests_accepted(accepted);
         op.set_requests_loading(true);
         self.api.borrow_mut().list_requests(accepted);

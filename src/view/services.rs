@@ -334,7 +334,7 @@ mod tests {
         mb.post_event(Event::Captured { session: 1, target: CaptureTarget::Face });
         mb.post(Report::Thumbnail { session: 1, target: CaptureTarget::Face, pixels: pixels() });
         mb.post(Report::QueueLocked(Some(QueueLock::KeyMissing)));
-        mb.post(Report::Console(ConsoleReport::Connection(Ok((Duration::from_millis(5), 0)))));
+        mb.post(Report::Console(ConsoleReport::Connection(Ok(Duration::from_millis(5)))));
         mb.clear();
         assert!(mb.take_console_frame().is_none());
         let (frame, reports) = mb.take();
