@@ -187,6 +187,12 @@ fn corrupt_database_files_are_quarantined_and_the_cli_starts_within_5_seconds() 
         let s = json(&o);
         let q = data.join("quarantine");
         assert_eq!(q.exists(), quarantined, "{damage}");
+        // `queue check`: the fresh (or kept) database is sound; the quarantined copy is reported, not an error.
+        let c = run(data, None, &["queue", "check", "--json"]);
+        assert_eq!(c.status.code(), Some(0), "{damage}: {}", String::from_utf8_lossy(&c.stdout));
+        let c = json(&c);
+        assert_eq!((c["ok"].as_bool(), c["integrity"].as_str()), (Some(true), Some("ok")), "{damage}: {c}");
+        assert_eq!(c["quarantined"].as_array().map(Vec::len), Some(usize::from(quarantined)), "{damage}: {c}");
         if quarantined {
             let moved: Vec<_> = std::fs::read_dir(&q).unwrap().collect();
             assert_eq!(moved.len(), 1, "{damage}");
@@ -198,6 +204,23 @@ fn corrupt_database_files_are_quarantined_and_the_cli_starts_within_5_seconds() 
             assert!(s["waiting"].as_u64().is_some(), "{damage}");
         }
     }
+}
+
+#[test]
+fn queue_check_fails_when_the_key_file_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    assert_eq!(enroll(data, Some("http://127.0.0.1:9"), 50, "0").status.code(), Some(5));
+    let o = run(data, None, &["queue", "check", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    // What a power cut without the key file's fsyncs could do: the queue opens locked, and `queue check` says so.
+    std::fs::remove_file(data.join("queue.key")).unwrap();
+    let o = run(data, None, &["queue", "check", "--json"]);
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stdout));
+    let c = json(&o);
+    assert_eq!((c["ok"].as_bool(), c["locked"].as_str()), (Some(false), Some("key_missing")), "{c}");
+    let o = run(data, None, &["queue", "check"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("NOT sound"), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
 #[test]

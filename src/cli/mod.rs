@@ -218,6 +218,9 @@ pub enum QueueCommand {
     /// Clear the alerts that stay until an operator has seen them (read them in `queue status` first): a corrupt
     /// database moved to quarantine, unsent applications purged after queue.max_age.
     Acknowledge(JsonFlag),
+    /// Check the queue's health: the database's `PRAGMA integrity_check`, the key, and copies kept in quarantine
+    /// (exit 0 when sound, 4 when not; after a power cut or a disk error, or before trusting a disk image).
+    Check(JsonFlag),
     /// Send what is waiting until the queue is empty or the deadline passes.
     Drain {
         /// Deadline in seconds.

@@ -143,7 +143,10 @@ pub fn run(loaded: &Loaded, cmd: QueueCommand) -> Exit {
                 return exit;
             }
             let json = match &cmd {
-                QueueCommand::Status(o) | QueueCommand::List(o) | QueueCommand::Acknowledge(o) => o.json,
+                QueueCommand::Status(o)
+                | QueueCommand::List(o)
+                | QueueCommand::Acknowledge(o)
+                | QueueCommand::Check(o) => o.json,
                 QueueCommand::Show { out, .. }
                 | QueueCommand::Retry { out, .. }
                 | QueueCommand::Purge { out, .. }
@@ -258,8 +261,57 @@ fn run_with(loaded: &Loaded, q: &QueueHandle, cmd: QueueCommand) -> Exit {
             }
             Exit::Done
         }
+        QueueCommand::Check(out) => check(q, out.json),
         QueueCommand::Drain { timeout, out } => drain(loaded, q, Duration::from_secs(timeout), out.json),
     }
+}
+
+/// `queue check`: the database's integrity, the key, and the copies kept in quarantine. Sound means the integrity
+/// check says `ok` and the queue is not locked; quarantined copies are reported (an operator decides about them) but
+/// do not make the queue unsound.
+fn check(q: &QueueHandle, json: bool) -> Exit {
+    let integrity = match q.integrity_check() {
+        Ok(s) => s,
+        Err(e) => return fail(json, &e),
+    };
+    let status = match q.status() {
+        Ok(s) => s,
+        Err(e) => return fail(json, &e),
+    };
+    let quarantined = quarantined_copies(&q.dir().join(crate::queue::QUARANTINE_DIR));
+    let sound = integrity == "ok" && status.locked.is_none();
+    if json {
+        print_json(&json!({
+            "ok": sound,
+            "integrity": integrity,
+            "locked": status.locked,
+            "quarantined": quarantined,
+            "waiting": status.waiting,
+            "done": status.counts.get("done").copied().unwrap_or(0),
+        }));
+    } else {
+        println!("integrity: {integrity}");
+        match status.locked {
+            Some(r) => println!("LOCKED: {r}"),
+            None => println!("key: ok"),
+        }
+        if quarantined.is_empty() {
+            println!("quarantine: empty");
+        } else {
+            println!("quarantine: {} copy(ies) kept: {}", quarantined.len(), quarantined.join(", "));
+        }
+        println!("{}", if sound { "the queue is sound" } else { "the queue is NOT sound" });
+    }
+    if sound { Exit::Done } else { Exit::Fatal }
+}
+
+/// The names of the quarantined copies (directories under `<data_dir>/quarantine`), sorted; none when it is absent.
+fn quarantined_copies(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 fn drain(loaded: &Loaded, q: &QueueHandle, timeout: Duration, json: bool) -> Exit {

@@ -96,15 +96,9 @@ pub fn run(loaded: &Loaded, args: SandboxArgs) -> Exit {
     Exit::Done
 }
 
+/// The data directory, each new level durable in its parent (see `durable::create_dir_all`).
 fn create_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
+    crate::durable::create_dir_all(dir, 0o700).map(|_| ())
 }
 
 #[cfg(test)]

@@ -245,7 +245,7 @@ fn create_key(dir: &Path) -> Result<QueueKey, KeyError> {
     drop(f);
     std::fs::rename(&temp, &path).map_err(io(&path))?;
     // The rename is durable only once the directory is.
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    crate::durable::sync_dir(dir).map_err(io(dir))?;
     Ok(QueueKey::from_bytes(&bytes))
 }
 

@@ -797,8 +797,11 @@ fn quarantine(dir: &Path) -> Result<PathBuf, QueueError> {
             set_mode(&to, 0o600)?;
         }
     }
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
+    // The moves are durable only once both directories are: the copy's new names, then the old names' removal
+    // (before a fresh database takes the old name). Without it, a power cut could leave the copy nowhere.
+    for d in [target.as_path(), dir] {
+        crate::durable::sync_dir(d)
+            .map_err(QueueError::io(format!("cannot make the quarantine in {} durable", d.display())))?;
     }
     Ok(target)
 }
@@ -831,12 +834,10 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, QueueError> {
 
 /// Creates `path` (and its parents) and makes it 0700 whatever the umask, also when it already existed with looser
 /// permissions: the directory holds the queue and its key.
+/// Each new directory is made durable in its parent (a power cut right after the first start must not take the new
+/// data directory, and the key and database in it, away).
 fn make_private_dir(path: &Path) -> Result<(), QueueError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
+    crate::durable::create_dir_all(path, 0o700)
         .map_err(QueueError::io(format!("cannot create directory {}", path.display())))?;
     set_mode(path, 0o700)
 }
@@ -865,10 +866,12 @@ fn make_queue_files_private(dir: &Path) -> Result<(), QueueError> {
 
 /// Creates an empty `path` with mode 0600 when it does not exist, so SQLite opens a private file instead of creating
 /// one with the umask's mode (0644 under the usual umask 022).
+/// A new file's name is made durable at once (SQLite syncs the directory for its journals, not for the database file).
 fn precreate_private(path: &Path) -> Result<(), QueueError> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(_) => Ok(()),
+        Ok(_) => crate::durable::sync_dir(crate::durable::parent_dir(path))
+            .map_err(QueueError::io(format!("cannot make {} durable", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(QueueError::Io { context: format!("cannot create {}", path.display()), source: e }),
     }

@@ -426,15 +426,10 @@ pub fn random_key() -> ApiKey {
     ApiKey::new(&format!("sbx_{hex}"))
 }
 
+/// Creates the state file's directory, each new level durable in its parent (the state file is fsynced with its
+/// directory on every save; the directory itself must not vanish in a power cut either).
 fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
+    crate::durable::create_dir_all(dir, 0o700).map(|_| ())
 }
 
 /// The recognition and matching rules, for the README and operators.
