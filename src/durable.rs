@@ -3,9 +3,10 @@
 //! A process kill leaves the page cache to the kernel, which writes it out anyway; a power cut loses it. So a file is
 //! durable only once its data and the directory entry naming it are on the disk: write a temporary file beside it,
 //! `fsync` it, rename it over the old one, then `fsync` the directory. Used for every file the product replaces (the
-//! camera choice, the sandbox's state); the queue key has its own variant that never replaces an existing key, and
-//! directories the product creates (the data directory, quarantine) are made with [`create_dir_all`], which makes
-//! each new entry durable in its parent. Tested against real power cuts by `.ci/vm/powercut-test`.
+//! camera choice, the staff PIN lock, the sandbox's state, the metrics file); the queue key has its own variant that
+//! never replaces an existing key, and directories the product creates (the data directory, quarantine) are made
+//! with [`create_dir_all`], which makes each new entry durable in its parent. Tested against real power cuts by
+//! `.ci/vm/powercut-test`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
